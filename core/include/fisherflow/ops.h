@@ -1,0 +1,66 @@
+/* ops.h — differentiable operations. Each takes the tape first and returns an arena tensor, or
+ * NULL once the tape has failed (see tape.h: errors are sticky; check ff_tape_status once).
+ * Inputs may be parameters, leaves, other op outputs, or plain constant tensors.
+ *
+ * Broadcasting (add/sub/mul/div): b is right-aligned against a; each of b's dims equals a's or is
+ * 1; the output has a's shape. Axis arguments may be negative (-1 = last).
+ */
+#ifndef FISHERFLOW_OPS_H
+#define FISHERFLOW_OPS_H
+
+#include "tape.h"
+
+/* Products */
+ff_tensor_t *ff_linear   (ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b); /* x[..,i] w[o,i] b[o]|NULL -> [..,o] */
+ff_tensor_t *ff_matmul   (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);                 /* a[..,m,k] b[k,n] -> [..,m,n]     */
+
+/* Elementwise binary with broadcasting of b */
+ff_tensor_t *ff_add      (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);
+ff_tensor_t *ff_sub      (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);
+ff_tensor_t *ff_mul      (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);
+ff_tensor_t *ff_div      (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);
+
+/* Scalar ops: a + s, a * s */
+ff_tensor_t *ff_add_scalar(ff_tape_t *tp, ff_tensor_t *a, float s);
+ff_tensor_t *ff_mul_scalar(ff_tape_t *tp, ff_tensor_t *a, float s);
+
+/* Elementwise unary */
+ff_tensor_t *ff_square   (ff_tape_t *tp, ff_tensor_t *a);
+ff_tensor_t *ff_sqrt     (ff_tape_t *tp, ff_tensor_t *a);
+ff_tensor_t *ff_exp      (ff_tape_t *tp, ff_tensor_t *a);
+ff_tensor_t *ff_log      (ff_tape_t *tp, ff_tensor_t *a);
+ff_tensor_t *ff_sin      (ff_tape_t *tp, ff_tensor_t *a);
+ff_tensor_t *ff_cos      (ff_tape_t *tp, ff_tensor_t *a);
+ff_tensor_t *ff_relu     (ff_tape_t *tp, ff_tensor_t *a);
+ff_tensor_t *ff_leaky_relu(ff_tape_t *tp, ff_tensor_t *a, float slope);
+ff_tensor_t *ff_silu     (ff_tape_t *tp, ff_tensor_t *a);   /* a * sigmoid(a) ("swish")          */
+ff_tensor_t *ff_gelu     (ff_tape_t *tp, ff_tensor_t *a);   /* exact: a * Phi(a) (erf form)      */
+ff_tensor_t *ff_tanh     (ff_tape_t *tp, ff_tensor_t *a);
+ff_tensor_t *ff_sigmoid  (ff_tape_t *tp, ff_tensor_t *a);
+
+/* Reductions over one axis (keepdim keeps it as size 1) and over everything (-> shape [1]) */
+ff_tensor_t *ff_sum      (ff_tape_t *tp, ff_tensor_t *a, int axis, int keepdim);
+ff_tensor_t *ff_mean     (ff_tape_t *tp, ff_tensor_t *a, int axis, int keepdim);
+ff_tensor_t *ff_sum_all  (ff_tape_t *tp, ff_tensor_t *a);
+ff_tensor_t *ff_mean_all (ff_tape_t *tp, ff_tensor_t *a);
+
+/* Shape */
+ff_tensor_t *ff_concat   (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);  /* along the last axis; leading dims equal */
+ff_tensor_t *ff_reshape  (ff_tape_t *tp, ff_tensor_t *a, int ndim, const int64_t *shape); /* one size may be -1 */
+ff_tensor_t *ff_transpose(ff_tape_t *tp, ff_tensor_t *a, int axis0, int axis1);          /* contiguous result  */
+
+/* Layers */
+ff_tensor_t *ff_layer_norm(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *gamma, ff_tensor_t *beta, float eps); /* over the last axis; gamma/beta [C] or NULL */
+/* 1-D convolution, channels last: x[n, L, Cin], w[Cout, K, Cin], b[Cout]|NULL ->
+ * [n, Lout, Cout] with Lout = L + 2*padding - dilation*(K-1). im2col + GEMM. */
+ff_tensor_t *ff_conv1d   (ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b, int dilation, int padding);
+ff_tensor_t *ff_dropout  (ff_tape_t *tp, ff_tensor_t *a, float p);   /* identity unless training; scales by 1/(1-p) */
+/* Rows of table[V, E] picked by ids (any shape, integer values stored as float, 0 <= id < V):
+ * -> ids.shape + [E]. For class-conditioning embeddings. */
+ff_tensor_t *ff_embedding(ff_tape_t *tp, ff_tensor_t *table, const ff_tensor_t *ids);
+
+/* Geometry: tangent projection per position, P_x(v) = v - <x, v> x over the last axis of
+ * x, v [.., d+1]. Differentiable in both x and v. */
+ff_tensor_t *ff_sphere_project(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *v);
+
+#endif

@@ -1,0 +1,59 @@
+/* optim.h — optimisers over a parameter registry, gradient clipping, EMA, LR schedules.
+ * Each loops once over the flat parameter block (params.h).
+ */
+#ifndef FISHERFLOW_OPTIM_H
+#define FISHERFLOW_OPTIM_H
+
+#include "params.h"
+
+typedef enum ff_optim_kind { FF_OPTIM_SGD = 1, FF_OPTIM_ADAMW } ff_optim_kind;
+
+typedef struct ff_optim_config {
+    ff_optim_kind kind;
+    float lr;             /* base learning rate (the schedule scales from it)            */
+    float momentum;       /* SGD; 0 = plain SGD                                          */
+    int   nesterov;       /* SGD                                                         */
+    float beta1, beta2;   /* AdamW                                                       */
+    float eps;            /* AdamW                                                       */
+    float weight_decay;   /* decoupled for AdamW (p -= lr*wd*p); L2 for SGD              */
+} ff_optim_config;
+
+ff_optim_config ff_optim_adamw_defaults(void);   /* lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0.01 */
+ff_optim_config ff_optim_sgd_defaults(void);     /* lr 1e-2, momentum 0                            */
+
+typedef struct ff_optim ff_optim_t;
+
+ff_status ff_optim_new (ff_optim_t **out, ff_params_t *params, const ff_optim_config *cfg);
+void      ff_optim_free(ff_optim_t *o);
+/* One update with learning rate lr (pass the scheduled value) from the accumulated gradients. */
+ff_status ff_optim_step(ff_optim_t *o, float lr);
+/* State for checkpoints: buffers of numel floats (m/v for AdamW, velocity in m for SGD; v NULL
+ * for SGD), and the step counter t (bias correction). Writable: a resumed run restores them. */
+ff_status ff_optim_state(ff_optim_t *o, float **m, float **v, int64_t *numel, int64_t **t);
+const ff_optim_config *ff_optim_get_config(const ff_optim_t *o);
+
+/* Global L2 norm of all gradients; if max_norm > 0 and the norm exceeds it, scales gradients by
+ * max_norm / (norm + 1e-6) (PyTorch's clip_grad_norm_). norm_out may be NULL. A non-finite norm
+ * returns FF_ENUMERIC and leaves gradients unchanged. */
+ff_status ff_clip_grad_norm(ff_params_t *p, float max_norm, float *norm_out);
+
+/* Exponential moving average of parameters: ema = decay*ema + (1-decay)*param. */
+typedef struct ff_ema ff_ema_t;
+ff_status ff_ema_new   (ff_ema_t **out, ff_params_t *p, float decay);  /* starts as a copy */
+void      ff_ema_free  (ff_ema_t *e);
+void      ff_ema_update(ff_ema_t *e);
+void      ff_ema_swap  (ff_ema_t *e);    /* exchange live and averaged weights (evaluate, swap back) */
+float    *ff_ema_data  (ff_ema_t *e);    /* numel floats, for checkpoints */
+
+/* Learning-rate schedules: lr(step) for step = 0, 1, ... */
+typedef enum ff_lr_kind { FF_LR_CONSTANT = 0, FF_LR_COSINE, FF_LR_WARMUP_LINEAR, FF_LR_WARMUP_COSINE } ff_lr_kind;
+typedef struct ff_lr_schedule {
+    ff_lr_kind kind;
+    float      base;      /* peak learning rate                                         */
+    float      min;       /* floor of the cosine                                        */
+    int64_t    warmup;    /* linear ramp 0 -> base over this many steps (WARMUP_*)       */
+    int64_t    total;     /* cosine period / linear decay end                           */
+} ff_lr_schedule;
+float ff_lr_at(const ff_lr_schedule *s, int64_t step);
+
+#endif

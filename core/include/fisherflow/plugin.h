@@ -1,0 +1,124 @@
+/* plugin.h — the plugin ABI and loader.
+ *
+ * A plugin is a shared object exporting one symbol, ff_plugin_entry, that returns a const
+ * descriptor. The descriptor carries the ABI version it was built with (major/minor), its kind, the
+ * size of its vtable, its name (equal to the file name <kind>_<name>.so), a summary, its option
+ * spec and the vtable. A host at minor m loads a plugin built at minor m' <= m with the same major;
+ * functions appended after m' read as absent (vtable_size tells).
+ *
+ * Plugins link libfisherflow and use its public API (tensors, tape ops, errors, rng). Ownership:
+ * plugin state is the plugin's (create/destroy); outputs are caller-allocated; descriptor strings
+ * are static. Every function returns ff_status and sets the message with ff_errorf on failure.
+ *
+ * Frequency tags: [once] at setup, [per step, hot] inside training or sampling loops.
+ */
+#ifndef FISHERFLOW_PLUGIN_H
+#define FISHERFLOW_PLUGIN_H
+
+#include <stdint.h>
+#include "error.h"
+#include "tensor.h"
+#include "tape.h"
+#include "ops.h"
+#include "params.h"
+#include "rng.h"
+#include "options.h"
+#include "space.h"
+
+#define FF_PLUGIN_ABI_MAJOR 1   /* bump: any vtable or descriptor change that old hosts cannot read */
+#define FF_PLUGIN_ABI_MINOR 0   /* bump: a function appended to the end of a vtable                  */
+
+typedef enum ff_plugin_kind {
+    FF_PLUGIN_SOURCE = 1, FF_PLUGIN_COUPLER, FF_PLUGIN_NETWORK, FF_PLUGIN_DECODER,
+} ff_plugin_kind;
+
+typedef struct ff_plugin {
+    uint32_t                abi_major, abi_minor;  /* FF_PLUGIN_ABI_* the plugin was built with     */
+    uint32_t                kind;                  /* ff_plugin_kind                                  */
+    uint32_t                vtable_size;           /* sizeof(its kind's vtable) at build time         */
+    const char             *name;                  /* "exact_ot": [a-z0-9_]+, equals the file's name  */
+    const char             *version;               /* "1.0.0"                                         */
+    const char             *summary;               /* one line, shown by `fisherflow plugins`         */
+    const ff_option_spec   *options;               /* ends with {NULL}                                */
+    const void             *vtable;                /* const ff_<kind>_vtable *                        */
+} ff_plugin;
+
+/* Source distributions on S^d_+ (sphere coordinates x = sqrt(p)). */
+typedef struct ff_source_vtable {
+    /* [once] Validate option values (types are already checked) and build state. */
+    ff_status (*create)(const ff_options *opts, const ff_space *space, void **state);
+    /* [per step, hot] Fill out[n, k, d+1] with independent draws on S^d_+. out caller-owned. */
+    ff_status (*sample)(void *state, ff_rng_t *rng, ff_tensor_t *out);
+    /* [once per batch] Log-density of x[n, k, d+1] w.r.t. the product of the sphere's surface
+     * measures, summed over positions, into out[n]. May be NULL: "source X has no density". */
+    ff_status (*log_prob)(void *state, const ff_tensor_t *x, ff_tensor_t *out);
+    /* [once] NULL-safe. */
+    void      (*destroy)(void *state);
+} ff_source_vtable;
+
+typedef struct ff_coupler_vtable {
+    ff_status (*create)(const ff_options *opts, const ff_space *space, void **state);
+    /* [per step, hot] Re-pair rows of x0 with x1: fills perm[n] so that (x0[perm[i]], x1[i]) is
+     * the coupling. x0, x1: [n, k, d+1] on S^d_+, borrowed. perm: caller-owned int32[n]. A plan
+     * that is not a permutation (Sinkhorn) is sampled: perm may repeat indices. */
+    ff_status (*pair)(void *state, const ff_tensor_t *x0, const ff_tensor_t *x1,
+                      ff_rng_t *rng, int32_t *perm);
+    void      (*destroy)(void *state);
+} ff_coupler_vtable;
+
+typedef struct ff_network_vtable {
+    /* [once] Registers named parameters in params (initialised with rng) and builds state. */
+    ff_status (*create)(const ff_options *opts, const ff_space *space, ff_params_t *params,
+                        ff_rng_t *rng, void **state);
+    /* [per step, hot] The ambient vector field v(x_t, t [, cond]) -> [n, k, d+1], built from tape
+     * ops so backward comes free. x_t [n, k, d+1], t [n], cond NULL or as ff_space says.
+     * Returns an arena tensor, or NULL with the tape's status set. */
+    ff_tensor_t *(*forward)(void *state, ff_tape_t *tp, ff_tensor_t *x_t, ff_tensor_t *t,
+                            ff_tensor_t *cond);
+    void      (*destroy)(void *state);
+} ff_network_vtable;
+
+typedef struct ff_decoder_vtable {
+    ff_status (*create)(const ff_options *opts, const ff_space *space, void **state);
+    /* [once per batch] x [n, k, d+1] on S^d_+ -> out: [n, k] token ids (0-based, as float), or
+     * [n, k, d+1] probabilities when emits_probs. out caller-owned. */
+    ff_status (*decode)(void *state, const ff_tensor_t *x, ff_rng_t *rng, ff_tensor_t *out);
+    void      (*destroy)(void *state);
+    int32_t   emits_probs;
+} ff_decoder_vtable;
+
+#define FF_PLUGIN_EXPORT __attribute__((visibility("default")))
+typedef const ff_plugin *(*ff_plugin_entry_fn)(void);
+
+const char *ff_plugin_kind_name(ff_plugin_kind kind);          /* "source", ... ; "?" otherwise */
+
+/* --- Loader --------------------------------------------------------------------------------
+ * Search order for <kind>_<name>.so: $FISHERFLOW_PLUGIN_PATH (colon-separated), the build tree's
+ * plugin directory, the install prefix's (lib/fisherflow/plugins). Handles are cached and
+ * refcounted; a handle is never dlclose'd while an instance from it lives. */
+ff_status ff_plugin_find(ff_plugin_kind kind, const char *name, const ff_plugin **out);
+
+/* An instance: descriptor + validated options + plugin state. */
+typedef struct ff_plugin_inst {
+    const ff_plugin *desc;
+    ff_options      *opts;       /* the instance's own copy, validated */
+    void            *state;
+    ff_space         space;
+    void            *handle;     /* loader bookkeeping */
+} ff_plugin_inst;
+
+/* Find, validate opts (may be NULL), and create. params/rng are used by networks only (may be NULL
+ * for other kinds). */
+ff_status ff_plugin_new (ff_plugin_inst **out, ff_plugin_kind kind, const char *name,
+                         const ff_options *opts, const ff_space *space,
+                         ff_params_t *params, ff_rng_t *rng);
+void      ff_plugin_free(ff_plugin_inst *inst);                /* destroy + release; NULL-safe */
+
+/* Every plugin found on the search path: calls fn once per loadable plugin (refused files are
+ * reported through fn with desc NULL and the message in `error`). */
+typedef void (*ff_plugin_list_fn)(void *ctx, const char *path, const ff_plugin *desc, const char *error);
+ff_status ff_plugin_list(ff_plugin_list_fn fn, void *ctx);
+/* The directories searched, colon-separated, in order (for messages and `fisherflow plugins`). */
+const char *ff_plugin_search_path(void);
+
+#endif

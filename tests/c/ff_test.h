@@ -1,0 +1,53 @@
+/* ff_test.h — the C test harness. FF_TEST(name) defines a test; FF_EXPECT / FF_EXPECT_NEAR report
+ * file:line and keep going; FF_MAIN() runs the tests named on the command line (all if none) and
+ * ends with "N passed, M failed" (exit status 1 if any failed). */
+#ifndef FF_TEST_H
+#define FF_TEST_H
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef void (*ff_test_fn)(void);
+typedef struct { const char *name; ff_test_fn fn; } ff_test_case;
+static ff_test_case ff_tests_[256];
+static int ff_ntests_, ff_failed_now_;
+
+#define FF_TEST(name)                                                             \
+    static void test_##name(void);                                                \
+    __attribute__((constructor)) static void reg_##name(void) {                   \
+        ff_tests_[ff_ntests_++] = (ff_test_case){ #name, test_##name };           \
+    }                                                                             \
+    static void test_##name(void)
+
+#define FF_EXPECT(cond, ...) do { if (!(cond)) {                                  \
+    fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);              \
+    fprintf(stderr, " " __VA_ARGS__); fputc('\n', stderr); ff_failed_now_ = 1; } } while (0)
+
+#define FF_EXPECT_NEAR(a, b, tol) do { double a_ = (a), b_ = (b), t_ = (tol);     \
+    if (!(fabs(a_ - b_) <= t_)) {                                                 \
+    fprintf(stderr, "%s:%d: FAIL: %s = %.9g, %s = %.9g, |diff| %.3g > %.3g\n",    \
+            __FILE__, __LINE__, #a, a_, #b, b_, fabs(a_ - b_), t_);               \
+    ff_failed_now_ = 1; } } while (0)
+
+/* Expect status s == code and the last error message to contain substring sub. */
+#define FF_EXPECT_ERROR(s, code, sub) do { ff_status s__ = (s);                    \
+    FF_EXPECT(s__ == (code), "status %s, expected %s; message: %s",               \
+              ff_status_name(s__), ff_status_name(code), ff_last_error());        \
+    FF_EXPECT(strstr(ff_last_error(), (sub)) != NULL,                             \
+              "message \"%s\" lacks \"%s\"", ff_last_error(), (sub)); } while (0)
+
+#define FF_MAIN()                                                                 \
+int main(int argc, char **argv) {                                                 \
+    int passed = 0, failed = 0;                                                   \
+    for (int i = 0; i < ff_ntests_; i++) {                                        \
+        int run = argc < 2;                                                       \
+        for (int a = 1; a < argc; a++) if (!strcmp(argv[a], ff_tests_[i].name)) run = 1; \
+        if (!run) continue;                                                       \
+        ff_failed_now_ = 0; ff_tests_[i].fn();                                    \
+        printf("%s %s\n", ff_failed_now_ ? "FAIL" : "ok  ", ff_tests_[i].name);   \
+        if (ff_failed_now_) failed++; else passed++;                              \
+    }                                                                             \
+    printf("%d passed, %d failed\n", passed, failed);                             \
+    return failed ? 1 : 0;                                                        \
+}
+#endif
