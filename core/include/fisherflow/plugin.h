@@ -15,6 +15,7 @@
 #ifndef FISHERFLOW_PLUGIN_H
 #define FISHERFLOW_PLUGIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "error.h"
 #include "tensor.h"
@@ -26,7 +27,8 @@
 #include "space.h"
 
 #define FF_PLUGIN_ABI_MAJOR 1   /* bump: any vtable or descriptor change that old hosts cannot read */
-#define FF_PLUGIN_ABI_MINOR 0   /* bump: a function appended to the end of a vtable                  */
+#define FF_PLUGIN_ABI_MINOR 1   /* bump: a function appended to the end of a vtable                  */
+/* ABI history: 1.0 first release; 1.1 appended ff_coupler_vtable.plan. */
 
 typedef enum ff_plugin_kind {
     FF_PLUGIN_SOURCE = 1, FF_PLUGIN_COUPLER, FF_PLUGIN_NETWORK, FF_PLUGIN_DECODER,
@@ -64,6 +66,12 @@ typedef struct ff_coupler_vtable {
     ff_status (*pair)(void *state, const ff_tensor_t *x0, const ff_tensor_t *x1,
                       ff_rng_t *rng, int32_t *perm);
     void      (*destroy)(void *state);
+    /* --- ABI 1.1 --- */
+    /* [diagnostics, once per batch] The coupling itself: out[n, n] (caller-owned) receives the
+     * mass of the pair (x0[j], x1[i]) at out[i, j]; every row sums to 1/n and every column to 1/n.
+     * Optional: absent when vtable_size does not cover it or the pointer is NULL
+     * (test with FF_VTABLE_HAS(desc, ff_coupler_vtable, plan)). */
+    ff_status (*plan)(void *state, const ff_tensor_t *x0, const ff_tensor_t *x1, ff_tensor_t *out);
 } ff_coupler_vtable;
 
 typedef struct ff_network_vtable {
@@ -88,6 +96,11 @@ typedef struct ff_decoder_vtable {
 } ff_decoder_vtable;
 
 #define FF_PLUGIN_EXPORT __attribute__((visibility("default")))
+/* True when a plugin's vtable (of C type `type`) carries `member`: the plugin was built with a
+ * vtable long enough and set the pointer. Use before calling a function appended after ABI 1.0. */
+#define FF_VTABLE_HAS(desc, type, member)                                                    \
+    ((desc)->vtable_size >= offsetof(type, member) + sizeof(((type *)0)->member) &&          \
+     ((const type *)(desc)->vtable)->member != NULL)
 typedef const ff_plugin *(*ff_plugin_entry_fn)(void);
 
 const char *ff_plugin_kind_name(ff_plugin_kind kind);          /* "source", ... ; "?" otherwise */
@@ -97,6 +110,13 @@ const char *ff_plugin_kind_name(ff_plugin_kind kind);          /* "source", ... 
  * plugin directory, the install prefix's (lib/fisherflow/plugins). Handles are cached and
  * refcounted; a handle is never dlclose'd while an instance from it lives. */
 ff_status ff_plugin_find(ff_plugin_kind kind, const char *name, const ff_plugin **out);
+/* ff_plugin_find's descriptor stays valid until ff_plugin_unload_unused(), which dlcloses every
+ * cached handle that no instance uses and returns how many it closed. */
+int       ff_plugin_unload_unused(void);
+/* Live instances created from the cached handle that holds desc; -1 if desc is not cached. */
+int       ff_plugin_refs(const ff_plugin *desc);
+/* Size in bytes of a kind's vtable at ABI 1.0 (the least the loader accepts); 0 for a bad kind. */
+size_t    ff_plugin_vtable_min_size(ff_plugin_kind kind);
 
 /* An instance: descriptor + validated options + plugin state. */
 typedef struct ff_plugin_inst {
