@@ -1,0 +1,390 @@
+/* sphere.c — batched kernels of S^d_+ (exp, log, slerp, transport, fold), float storage, double math.
+ * MATH.md §Sphere geometry. Angles from atan2; slerp in the exp/log form (no 1/sin theta). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fisherflow/sphere.h"
+
+/* ---- shape checks ---------------------------------------------------------------------------- */
+
+static ff_status need_points(const char *fn, const char *what, const ff_tensor_t *a) {
+    if (!a) return ff_errorf(FF_EINVAL, "%s: %s is NULL", fn, what);
+    if (a->ndim < 1 || a->shape[a->ndim - 1] < 1) {
+        char b[64];
+        return ff_errorf(FF_ESHAPE, "%s: %s [%s] needs a last axis of d+1 >= 1 symbols", fn, what,
+                         ff_shape_str(a, b, sizeof b));
+    }
+    if (!ff_tensor_is_contiguous(a)) return ff_errorf(FF_EINVAL, "%s: %s must be contiguous", fn, what);
+    return FF_OK;
+}
+
+static ff_status need_same(const char *fn, const char *wa, const ff_tensor_t *a, const char *wb,
+                           const ff_tensor_t *b) {
+    FF_TRY(need_points(fn, wa, a));
+    FF_TRY(need_points(fn, wb, b));
+    if (!ff_tensor_same_shape(a, b)) {
+        char sa[64], sb[64];
+        return ff_errorf(FF_ESHAPE, "%s: %s [%s] != %s [%s]", fn, wa, ff_shape_str(a, sa, sizeof sa), wb,
+                         ff_shape_str(b, sb, sizeof sb));
+    }
+    return FF_OK;
+}
+
+static int64_t dim_of(const ff_tensor_t *a) { return a->shape[a->ndim - 1]; }
+static int64_t rows_of(const ff_tensor_t *a) {
+    int64_t m = dim_of(a);
+    return m ? ff_tensor_numel(a) / m : 0;
+}
+
+/* ---- per-position helpers (double) ----------------------------------------------------------- */
+
+/* Loads a point, checks it is finite with norm within tolerance, renormalises. */
+static ff_status load_unit(const char *fn, const char *what, int64_t r, const float *src, double *dst,
+                           int64_t m) {
+    double s = 0;
+    for (int64_t i = 0; i < m; i++) {
+        dst[i] = src[i];
+        s += dst[i] * dst[i];
+    }
+    double nrm = sqrt(s);
+    if (!isfinite(nrm) || fabs(nrm - 1.0) > FF_SPHERE_NORM_TOL)
+        return ff_errorf(FF_EINVAL,
+                         "%s: %s position %lld is not on the unit sphere (norm %.6g); hint: map simplex "
+                         "data with ff_sphere_from_simplex",
+                         fn, what, (long long)r, nrm);
+    for (int64_t i = 0; i < m; i++) dst[i] /= nrm;
+    return FF_OK;
+}
+
+static ff_status load_vec(const char *fn, const char *what, int64_t r, const float *src, double *dst,
+                          int64_t m) {
+    for (int64_t i = 0; i < m; i++) {
+        dst[i] = src[i];
+        if (!isfinite(dst[i]))
+            return ff_errorf(FF_EINVAL, "%s: %s position %lld, symbol %lld is not finite", fn, what,
+                             (long long)r, (long long)i);
+    }
+    return FF_OK;
+}
+
+static double dot(const double *a, const double *b, int64_t m) {
+    double s = 0;
+    for (int64_t i = 0; i < m; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* sin(a)/a with its series below 1e-4 (error < a^6/5040). */
+static double sinc(double a) {
+    if (fabs(a) < 1e-4) return 1.0 - a * a / 6.0;
+    return sin(a) / a;
+}
+
+/* log_x(y) into L (x, y unit doubles); returns theta. w = P_x(y - x) avoids the cancellation of
+ * y - <x,y> x near theta = 0; theta/|w| is well conditioned since theta = atan2(|w|, c). */
+static double log_map(const double *x, const double *y, double *L, int64_t m) {
+    double c = dot(x, y, m), a = 0;
+    for (int64_t i = 0; i < m; i++) L[i] = y[i] - x[i];
+    double xl = dot(x, L, m);
+    for (int64_t i = 0; i < m; i++) {
+        L[i] -= xl * x[i];
+        a += L[i] * L[i];
+    }
+    double wn = sqrt(a), th = atan2(wn, c);
+    double f = wn > 0 ? th / wn : 0.0;   /* wn = 0: y = x (or antipodal: no unique geodesic) */
+    for (int64_t i = 0; i < m; i++) L[i] *= f;
+    return th;
+}
+
+/* Scratch of 4 vectors of m doubles. */
+static double *scratch(const char *fn, int64_t m, int count) {
+    double *p = malloc(sizeof(double) * (size_t)(m * count));
+    if (!p) ff_errorf(FF_ENOMEM, "%s: cannot allocate %lld doubles", fn, (long long)(m * count));
+    return p;
+}
+
+/* ---- public kernels -------------------------------------------------------------------------- */
+
+ff_status ff_sphere_from_simplex(ff_tensor_t *x, const ff_tensor_t *p) {
+    const char *fn = "ff_sphere_from_simplex";
+    FF_TRY(need_same(fn, "x", x, "p", p));
+    int64_t m = dim_of(p), R = rows_of(p);
+    for (int64_t r = 0; r < R; r++) {
+        const float *pr = p->data + r * m;
+        double s = 0;
+        for (int64_t i = 0; i < m; i++) {
+            double v = pr[i];
+            if (!(v >= -1e-6))
+                return ff_errorf(FF_EINVAL, "%s: p position %lld, symbol %lld is %g (expected >= 0)", fn,
+                                 (long long)r, (long long)i, v);
+            if (v > 0) s += v;
+        }
+        if (!(s > 0) || !isfinite(s))
+            return ff_errorf(FF_EINVAL, "%s: p position %lld sums to %g (expected a probability vector)", fn,
+                             (long long)r, s);
+        float *xr = x->data + r * m;
+        for (int64_t i = 0; i < m; i++) {
+            double v = pr[i];
+            xr[i] = (float)(v > 0 ? sqrt(v / s) : 0.0);
+        }
+    }
+    return FF_OK;
+}
+
+ff_status ff_sphere_to_simplex(ff_tensor_t *p, const ff_tensor_t *x) {
+    const char *fn = "ff_sphere_to_simplex";
+    FF_TRY(need_same(fn, "p", p, "x", x));
+    int64_t m = dim_of(x), R = rows_of(x);
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x->data + r * m;
+        double s = 0;
+        for (int64_t i = 0; i < m; i++) s += (double)xr[i] * xr[i];
+        if (!(s > 0) || !isfinite(s))
+            return ff_errorf(FF_EINVAL, "%s: x position %lld has squared norm %g", fn, (long long)r, s);
+        float *pr = p->data + r * m;
+        for (int64_t i = 0; i < m; i++) pr[i] = (float)((double)xr[i] * xr[i] / s);
+    }
+    return FF_OK;
+}
+
+ff_status ff_sphere_project_into(ff_tensor_t *out, const ff_tensor_t *x, const ff_tensor_t *v) {
+    const char *fn = "ff_sphere_project_into";
+    FF_TRY(need_same(fn, "x", x, "v", v));
+    FF_TRY(need_same(fn, "out", out, "x", x));
+    int64_t m = dim_of(x), R = rows_of(x);
+    double *b = scratch(fn, m, 2);
+    if (!b) return FF_ENOMEM;
+    ff_status s = FF_OK;
+    for (int64_t r = 0; r < R && s == FF_OK; r++) {
+        double *xd = b, *vd = b + m;
+        if ((s = load_unit(fn, "x", r, x->data + r * m, xd, m)) != FF_OK) break;
+        if ((s = load_vec(fn, "v", r, v->data + r * m, vd, m)) != FF_OK) break;
+        double c = dot(xd, vd, m);
+        for (int64_t i = 0; i < m; i++) out->data[r * m + i] = (float)(vd[i] - c * xd[i]);
+    }
+    free(b);
+    return s;
+}
+
+ff_status ff_sphere_exp(ff_tensor_t *out, const ff_tensor_t *x, const ff_tensor_t *v) {
+    const char *fn = "ff_sphere_exp";
+    FF_TRY(need_same(fn, "x", x, "v", v));
+    FF_TRY(need_same(fn, "out", out, "x", x));
+    int64_t m = dim_of(x), R = rows_of(x);
+    double *b = scratch(fn, m, 2);
+    if (!b) return FF_ENOMEM;
+    ff_status s = FF_OK;
+    for (int64_t r = 0; r < R; r++) {
+        double *xd = b, *vd = b + m;
+        if ((s = load_unit(fn, "x", r, x->data + r * m, xd, m)) != FF_OK) break;
+        if ((s = load_vec(fn, "v", r, v->data + r * m, vd, m)) != FF_OK) break;
+        double c = dot(xd, vd, m), a = 0;
+        for (int64_t i = 0; i < m; i++) {
+            vd[i] -= c * xd[i];
+            a += vd[i] * vd[i];
+        }
+        double nv = sqrt(a), co = cos(nv), si = sinc(nv), q = 0;
+        for (int64_t i = 0; i < m; i++) {
+            xd[i] = co * xd[i] + si * vd[i];
+            q += xd[i] * xd[i];
+        }
+        q = 1.0 / sqrt(q);   /* exact by construction; this only removes rounding */
+        for (int64_t i = 0; i < m; i++) out->data[r * m + i] = (float)(xd[i] * q);
+    }
+    free(b);
+    return s;
+}
+
+ff_status ff_sphere_log(ff_tensor_t *out, const ff_tensor_t *x, const ff_tensor_t *y) {
+    const char *fn = "ff_sphere_log";
+    FF_TRY(need_same(fn, "x", x, "y", y));
+    FF_TRY(need_same(fn, "out", out, "x", x));
+    int64_t m = dim_of(x), R = rows_of(x);
+    double *b = scratch(fn, m, 3);
+    if (!b) return FF_ENOMEM;
+    ff_status s = FF_OK;
+    for (int64_t r = 0; r < R; r++) {
+        double *xd = b, *yd = b + m, *L = b + 2 * m;
+        if ((s = load_unit(fn, "x", r, x->data + r * m, xd, m)) != FF_OK) break;
+        if ((s = load_unit(fn, "y", r, y->data + r * m, yd, m)) != FF_OK) break;
+        log_map(xd, yd, L, m);
+        for (int64_t i = 0; i < m; i++) out->data[r * m + i] = (float)L[i];
+    }
+    free(b);
+    return s;
+}
+
+/* theta per position into th[R] (double). */
+static ff_status angles(const char *fn, const ff_tensor_t *x, const ff_tensor_t *y, double *th) {
+    int64_t m = dim_of(x), R = rows_of(x);
+    double *b = scratch(fn, m, 3);
+    if (!b) return FF_ENOMEM;
+    ff_status s = FF_OK;
+    for (int64_t r = 0; r < R; r++) {
+        double *xd = b, *yd = b + m, *L = b + 2 * m;
+        if ((s = load_unit(fn, "x", r, x->data + r * m, xd, m)) != FF_OK) break;
+        if ((s = load_unit(fn, "y", r, y->data + r * m, yd, m)) != FF_OK) break;
+        th[r] = log_map(xd, yd, L, m);
+    }
+    free(b);
+    return s;
+}
+
+ff_status ff_sphere_dist(ff_tensor_t *out, const ff_tensor_t *x, const ff_tensor_t *y) {
+    const char *fn = "ff_sphere_dist";
+    FF_TRY(need_same(fn, "x", x, "y", y));
+    if (!out) return ff_errorf(FF_EINVAL, "%s: out is NULL", fn);
+    int ok = out->ndim == x->ndim - 1 && ff_tensor_is_contiguous(out);
+    for (int i = 0; ok && i < out->ndim; i++) ok = out->shape[i] == x->shape[i];
+    if (!ok) {
+        char so[64], sx[64];
+        return ff_errorf(FF_ESHAPE, "%s: out [%s] must be x [%s] without its last axis (contiguous)", fn,
+                         ff_shape_str(out, so, sizeof so), ff_shape_str(x, sx, sizeof sx));
+    }
+    int64_t R = rows_of(x);
+    double *th = malloc(sizeof(double) * (size_t)(R ? R : 1));
+    if (!th) return ff_errorf(FF_ENOMEM, "%s: cannot allocate %lld angles", fn, (long long)R);
+    ff_status s = angles(fn, x, y, th);
+    if (s == FF_OK)
+        for (int64_t r = 0; r < R; r++) out->data[r] = (float)th[r];
+    free(th);
+    return s;
+}
+
+ff_status ff_sphere_dist2(ff_tensor_t *out, const ff_tensor_t *x, const ff_tensor_t *y) {
+    const char *fn = "ff_sphere_dist2";
+    FF_TRY(need_same(fn, "x", x, "y", y));
+    if (!out) return ff_errorf(FF_EINVAL, "%s: out is NULL", fn);
+    if (x->ndim < 2 || out->ndim != 1 || out->shape[0] != x->shape[0]) {
+        char so[64], sx[64];
+        return ff_errorf(FF_ESHAPE, "%s: out [%s] must be [n] for x [%s] = [n, .., d+1]", fn,
+                         ff_shape_str(out, so, sizeof so), ff_shape_str(x, sx, sizeof sx));
+    }
+    int64_t R = rows_of(x), n = x->shape[0], per = n ? R / n : 0;
+    double *th = malloc(sizeof(double) * (size_t)(R ? R : 1));
+    if (!th) return ff_errorf(FF_ENOMEM, "%s: cannot allocate %lld angles", fn, (long long)R);
+    ff_status s = angles(fn, x, y, th);
+    if (s == FF_OK)
+        for (int64_t i = 0; i < n; i++) {
+            double acc = 0;
+            for (int64_t j = 0; j < per; j++) acc += th[i * per + j] * th[i * per + j];
+            out->data[i] = (float)acc;
+        }
+    free(th);
+    return s;
+}
+
+ff_status ff_sphere_slerp(ff_tensor_t *xt, ff_tensor_t *ut, const ff_tensor_t *x0, const ff_tensor_t *x1,
+                          const ff_tensor_t *t) {
+    const char *fn = "ff_sphere_slerp";
+    FF_TRY(need_same(fn, "x0", x0, "x1", x1));
+    if (xt) FF_TRY(need_same(fn, "xt", xt, "x0", x0));
+    if (ut) FF_TRY(need_same(fn, "ut", ut, "x0", x0));
+    if (!t) return ff_errorf(FF_EINVAL, "%s: t is NULL", fn);
+    if (x0->ndim < 2 || t->ndim != 1 || t->shape[0] != x0->shape[0] || !ff_tensor_is_contiguous(t)) {
+        char st[64], sx[64];
+        return ff_errorf(FF_ESHAPE, "%s: t [%s] must be [n] for x0 [%s] = [n, .., d+1]", fn,
+                         ff_shape_str(t, st, sizeof st), ff_shape_str(x0, sx, sizeof sx));
+    }
+    int64_t m = dim_of(x0), R = rows_of(x0), n = x0->shape[0], per = n ? R / n : 0;
+    double *b = scratch(fn, m, 3);
+    if (!b) return FF_ENOMEM;
+    ff_status s = FF_OK;
+    for (int64_t r = 0; r < R; r++) {
+        double tt = t->data[r / per];
+        if (!isfinite(tt)) {
+            s = ff_errorf(FF_EINVAL, "%s: t[%lld] is not finite", fn, (long long)(r / per));
+            break;
+        }
+        double *a = b, *c = b + m, *L = b + 2 * m;
+        if ((s = load_unit(fn, "x0", r, x0->data + r * m, a, m)) != FF_OK) break;
+        if ((s = load_unit(fn, "x1", r, x1->data + r * m, c, m)) != FF_OK) break;
+        double th = log_map(a, c, L, m);
+        double co = cos(tt * th), sc = tt * sinc(tt * th);   /* sin(t th)/th */
+        if (xt) {
+            double q = 0;
+            for (int64_t i = 0; i < m; i++) {
+                c[i] = co * a[i] + sc * L[i];
+                q += c[i] * c[i];
+            }
+            q = 1.0 / sqrt(q);
+            for (int64_t i = 0; i < m; i++) xt->data[r * m + i] = (float)(c[i] * q);
+        }
+        if (ut)
+            for (int64_t i = 0; i < m; i++) ut->data[r * m + i] = (float)(co * L[i] - th * th * sc * a[i]);
+    }
+    free(b);
+    return s;
+}
+
+ff_status ff_sphere_transport(ff_tensor_t *out, const ff_tensor_t *x, const ff_tensor_t *y,
+                              const ff_tensor_t *v) {
+    const char *fn = "ff_sphere_transport";
+    FF_TRY(need_same(fn, "x", x, "y", y));
+    FF_TRY(need_same(fn, "v", v, "x", x));
+    FF_TRY(need_same(fn, "out", out, "x", x));
+    int64_t m = dim_of(x), R = rows_of(x);
+    double *b = scratch(fn, m, 3);
+    if (!b) return FF_ENOMEM;
+    ff_status s = FF_OK;
+    for (int64_t r = 0; r < R; r++) {
+        double *xd = b, *yd = b + m, *vd = b + 2 * m;
+        if ((s = load_unit(fn, "x", r, x->data + r * m, xd, m)) != FF_OK) break;
+        if ((s = load_unit(fn, "y", r, y->data + r * m, yd, m)) != FF_OK) break;
+        if ((s = load_vec(fn, "v", r, v->data + r * m, vd, m)) != FF_OK) break;
+        double den = 1.0 + dot(xd, yd, m);
+        if (den < 1e-12) {
+            s = ff_errorf(FF_ENUMERIC, "%s: position %lld: x and y are antipodal (1 + <x,y> = %g)", fn,
+                          (long long)r, den);
+            break;
+        }
+        double f = dot(yd, vd, m) / den;
+        for (int64_t i = 0; i < m; i++) out->data[r * m + i] = (float)(vd[i] - f * (xd[i] + yd[i]));
+    }
+    free(b);
+    return s;
+}
+
+static ff_status normalize_rows(const char *fn, ff_tensor_t *x, int fold) {
+    FF_TRY(need_points(fn, "x", x));
+    int64_t m = dim_of(x), R = rows_of(x);
+    for (int64_t r = 0; r < R; r++) {
+        float *xr = x->data + r * m;
+        double mx = 0;   /* scale by the largest entry first: no underflow for 1e-30 entries */
+        for (int64_t i = 0; i < m; i++) {
+            double a = fabs((double)xr[i]);
+            if (!(a <= 3.5e38))
+                return ff_errorf(FF_ENUMERIC, "%s: position %lld, symbol %lld is not finite (%g)", fn,
+                                 (long long)r, (long long)i, (double)xr[i]);
+            if (a > mx) mx = a;
+        }
+        if (mx == 0)
+            return ff_errorf(FF_ENUMERIC, "%s: position %lld is the zero vector (no direction to keep)", fn,
+                             (long long)r);
+        double q = 0;
+        for (int64_t i = 0; i < m; i++) {
+            double a = xr[i] / mx;
+            q += a * a;
+        }
+        q = 1.0 / (sqrt(q) * mx);
+        for (int64_t i = 0; i < m; i++) xr[i] = (float)((fold ? fabs((double)xr[i]) : (double)xr[i]) * q);
+    }
+    return FF_OK;
+}
+
+ff_status ff_sphere_retract(ff_tensor_t *x) { return normalize_rows("ff_sphere_retract", x, 1); }
+ff_status ff_sphere_normalize(ff_tensor_t *x) { return normalize_rows("ff_sphere_normalize", x, 0); }
+
+ff_status ff_sphere_smooth_labels(ff_tensor_t *out, const ff_tensor_t *p, double eps) {
+    const char *fn = "ff_sphere_smooth_labels";
+    FF_TRY(need_same(fn, "out", out, "p", p));
+    int64_t m = dim_of(p), R = rows_of(p);
+    if (m < 2) return ff_errorf(FF_ESHAPE, "%s: needs d+1 >= 2 symbols, got %lld", fn, (long long)m);
+    if (!(eps >= 0 && eps <= 1)) return ff_errorf(FF_EINVAL, "%s: eps = %g, expected 0 <= eps <= 1", fn, eps);
+    double e = eps / (double)(m - 1);
+    for (int64_t i = 0; i < R * m; i++) {
+        double v = p->data[i];
+        if (!isfinite(v)) return ff_errorf(FF_EINVAL, "%s: p element %lld is not finite", fn, (long long)i);
+        out->data[i] = (float)((1.0 - eps) * v + e * (1.0 - v));
+    }
+    return FF_OK;
+}
