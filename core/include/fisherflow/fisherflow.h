@@ -12,6 +12,7 @@
 #include "options.h"
 #include "space.h"
 #include "plugin.h"
+#include "io.h"
 #include "sphere.h"
 #include "geometry.h"
 #include "ode.h"
