@@ -1,0 +1,343 @@
+/* test_networks.c — the network plugins bmlp and cnn1d, loaded through the loader: output shapes,
+ * parameter counts (PAPER.md §2, §5 formulas), gradients against central finite differences,
+ * conditioning, and refused options. */
+#include <math.h>
+#include <stdlib.h>
+#include <fisherflow/fisherflow.h>
+#include "ff_test.h"
+
+typedef struct net {
+    ff_params_t    *params;
+    ff_plugin_inst *inst;
+    ff_tape_t      *tape;
+    ff_space        space;
+} net;
+
+/* opts: alternating key, integer value, NULL-terminated (numbers only where noted). */
+static ff_status net_new(net *m, const char *name, ff_space sp, ff_options *opts, uint64_t seed) {
+    ff_rng_t rng;
+    ff_rng_seed(&rng, seed);
+    m->space = sp;
+    m->inst = NULL;
+    m->tape = NULL;
+    FF_TRY(ff_params_new(&m->params));
+    FF_TRY(ff_params_set_prefix(m->params, "net."));
+    FF_TRY(ff_tape_new(&m->tape, 1 << 16));
+    return ff_plugin_new(&m->inst, FF_PLUGIN_NETWORK, name, opts, &sp, m->params, &rng);
+}
+
+static void net_free(net *m) {
+    ff_plugin_free(m->inst);
+    ff_params_free(m->params);
+    ff_tape_free(m->tape);
+}
+
+static ff_tensor_t *net_forward(net *m, ff_tensor_t *x, ff_tensor_t *t, ff_tensor_t *cond) {
+    const ff_network_vtable *vt = m->inst->desc->vtable;
+    return vt->forward(m->inst->state, m->tape, x, t, cond);
+}
+
+/* sum(out * R) in double, forward only (grad off). */
+static double probe_loss(net *m, ff_tensor_t *x, ff_tensor_t *t, ff_tensor_t *cond, const ff_tensor_t *R) {
+    ff_tape_reset(m->tape);
+    ff_tape_set_grad(m->tape, 0);
+    ff_tensor_t *y = net_forward(m, x, t, cond);
+    ff_tape_set_grad(m->tape, 1);
+    if (!y) return NAN;
+    double s = 0;
+    for (int64_t i = 0; i < ff_tensor_numel(y); i++) s += (double)y->data[i] * R->data[i];
+    return s;
+}
+
+static void fill_sphere(ff_tensor_t *x, ff_rng_t *r) {
+    int64_t m = x->shape[x->ndim - 1], rows = ff_tensor_numel(x) / m;
+    for (int64_t i = 0; i < rows; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < m; j++) { double z = fabs(ff_rng_normal(r)); x->data[i * m + j] = (float)z; s += z * z; }
+        for (int64_t j = 0; j < m; j++) x->data[i * m + j] = (float)(x->data[i * m + j] / sqrt(s));
+    }
+}
+
+/* Central difference of sum(out * R) in the entry *v. ReLU kinks (and LayerNorm's curvature at tiny
+ * widths) can spoil one step size, so two are tried and the one closer to `an` is returned: a wrong
+ * gradient disagrees with both. */
+static double central_diff(net *m, ff_tensor_t *x, ff_tensor_t *t, ff_tensor_t *cond, const ff_tensor_t *R,
+                           float *v, double an) {
+    const double hs[2] = { 1e-3, 3e-4 };
+    double best = NAN;
+    for (int k = 0; k < 2; k++) {
+        float keep = *v;
+        *v = keep + (float)hs[k]; double lp = probe_loss(m, x, t, cond, R);
+        *v = keep - (float)hs[k]; double lm = probe_loss(m, x, t, cond, R);
+        *v = keep;
+        double fd = (lp - lm) / (2 * hs[k]);
+        if (k == 0 || fabs(fd - an) < fabs(best - an)) best = fd;
+    }
+    return best;
+}
+
+/* Checks the analytic gradient of sum(out * R) w.r.t. the input x and the parameters named in
+ * `names` (a few entries of each) against central differences of the float32 forward. */
+static void check_grads(net *m, int64_t n, ff_tensor_t *cond, const char *const *names) {
+    const ff_space *sp = &m->space;
+    ff_rng_t r;
+    ff_rng_seed(&r, 77);
+    ff_tensor_t *x = NULL, *t = NULL, *R = NULL;
+    FF_EXPECT(ff_tensor_new3(&x, n, sp->k, sp->d + 1) == FF_OK);
+    FF_EXPECT(ff_tensor_new1(&t, n) == FF_OK);
+    FF_EXPECT(ff_tensor_new3(&R, n, sp->k, sp->d + 1) == FF_OK);
+    fill_sphere(x, &r);
+    for (int64_t i = 0; i < n; i++) t->data[i] = (float)ff_rng_uniform(&r);
+    ff_rng_fill_normal(&r, R, 0, 1);
+
+    /* analytic */
+    ff_tape_reset(m->tape);
+    ff_params_zero_grad(m->params);
+    ff_tensor_t *xl = ff_tape_leaf(m->tape, x, 1);
+    ff_tensor_t *y = net_forward(m, xl, t, cond);
+    ff_tensor_t *loss = ff_sum_all(m->tape, ff_mul(m->tape, y, R));
+    FF_EXPECT(ff_tape_status(m->tape) == FF_OK, "%s", ff_last_error());
+    if (!loss) goto done;
+    FF_EXPECT(ff_tape_backward(m->tape, loss) == FF_OK, "%s", ff_last_error());
+    int64_t nx = ff_tensor_numel(x);
+    float *gx = malloc((size_t)nx * sizeof *gx);
+    for (int64_t i = 0; i < nx; i++) gx[i] = xl->grad ? xl->grad->data[i] : NAN;
+
+    int checked = 0;
+    double worst = 0;
+    for (int64_t i = 0; i < nx; i += (nx / 7 > 0 ? nx / 7 : 1)) {
+        double an = gx[i], fd = central_diff(m, x, t, cond, R, &x->data[i], an);
+        FF_EXPECT(fabs(fd - an) <= 2e-3 + 2e-2 * fabs(fd), "d/dx[%lld]: fd %.6g vs analytic %.6g", (long long)i, fd, an);
+        worst = fmax(worst, fabs(fd - an));
+        checked++;
+    }
+    free(gx);
+    for (int q = 0; names[q]; q++) {
+        ff_tensor_t *p = ff_params_find(m->params, names[q]);
+        FF_EXPECT(p != NULL, "parameter %s missing", names[q]);
+        if (!p) continue;
+        int64_t np = ff_tensor_numel(p);
+        for (int64_t i = 0; i < np; i += (np / 4 > 0 ? np / 4 : 1)) {
+            double an = p->grad->data[i], fd = central_diff(m, x, t, cond, R, &p->data[i], an);
+            FF_EXPECT(fabs(fd - an) <= 2e-3 + 2e-2 * fabs(fd), "d/d%s[%lld]: fd %.6g vs analytic %.6g", names[q],
+                      (long long)i, fd, an);
+            worst = fmax(worst, fabs(fd - an));
+            checked++;
+        }
+    }
+    FF_EXPECT(checked >= 12, "only %d derivatives checked", checked);
+    printf("  %d derivatives checked, max |fd - analytic| %.3g\n", checked, worst);
+done:
+    ff_tensor_free(x); ff_tensor_free(t); ff_tensor_free(R);
+}
+
+FF_TEST(bmlp_param_count_matches_paper) {
+    /* PAPER.md §2: 624,256 + 4,356 K for k = 4 positions, d+1 = K symbols, default options. */
+    int64_t Ks[] = { 5, 20, 100 };
+    for (int i = 0; i < 3; i++) {
+        net m;
+        ff_space sp = { 4, Ks[i] - 1, 0, 0 };
+        FF_EXPECT(net_new(&m, "bmlp", sp, NULL, 1) == FF_OK, "%s", ff_last_error());
+        FF_EXPECT(ff_params_numel(m.params) == 624256 + 4356 * Ks[i], "K=%lld: %lld parameters",
+                  (long long)Ks[i], (long long)ff_params_numel(m.params));
+        if (Ks[i] == 100) FF_EXPECT(ff_params_numel(m.params) == 1059856);
+        FF_EXPECT(ff_params_find(m.params, "net.block3.weight") != NULL);
+        FF_EXPECT(ff_params_find(m.params, "net.temb.weight") != NULL);
+        /* PyTorch default init: |w| <= 1/sqrt(fan_in) */
+        ff_tensor_t *w = ff_params_find(m.params, "net.block1.weight");
+        double bound = 1.0 / sqrt(512.0 + 64.0), mx = 0;
+        for (int64_t j = 0; w && j < ff_tensor_numel(w); j++) mx = fmax(mx, fabs(w->data[j]));
+        FF_EXPECT(mx <= bound * (1 + 1e-6) && mx > 0.9 * bound, "max |w| %g, bound %g", mx, bound);
+        net_free(&m);
+    }
+}
+
+FF_TEST(bmlp_shapes_and_grads) {
+    net m;
+    ff_space sp = { 2, 2, 0, 0 };
+    ff_options *o = NULL;
+    ff_options_new(&o);
+    ff_options_set_int(o, "hidden", 8);
+    ff_options_set_int(o, "depth", 4);
+    ff_options_set_int(o, "emb", 4);
+    ff_options_set_number(o, "slope", 0.2);
+    FF_EXPECT(net_new(&m, "bmlp", sp, o, 3) == FF_OK, "%s", ff_last_error());
+    ff_options_free(o);
+    /* (6+4)*8+8 + 2*((8+4)*8+8) + (8+4)*6+6 + 4+4 */
+    FF_EXPECT(ff_params_numel(m.params) == 88 + 208 + 78 + 8, "%lld", (long long)ff_params_numel(m.params));
+    ff_tensor_t *x = NULL, *t = NULL;
+    ff_tensor_new3(&x, 3, 2, 3);
+    ff_tensor_new1(&t, 3);
+    ff_rng_t r;
+    ff_rng_seed(&r, 5);
+    fill_sphere(x, &r);
+    ff_tape_reset(m.tape);
+    ff_tensor_t *y = net_forward(&m, x, t, NULL);
+    FF_EXPECT(y && y->ndim == 3 && y->shape[0] == 3 && y->shape[1] == 2 && y->shape[2] == 3, "%s", ff_last_error());
+    /* the time embedding reaches the output */
+    t->data[0] = 0.9f;
+    ff_tape_reset(m.tape);
+    ff_tensor_t *y2 = net_forward(&m, x, t, NULL);
+    FF_EXPECT(y2 && y2->data[0] != 0 && y2->data[0] != y2->data[3 * 2]);
+    ff_tensor_free(x); ff_tensor_free(t);
+    const char *names[] = { "net.block0.weight", "net.block1.bias", "net.block2.weight", "net.block3.weight",
+                            "net.temb.weight", "net.temb.bias", NULL };
+    check_grads(&m, 4, NULL, names);
+    net_free(&m);
+}
+
+FF_TEST(bmlp_class_condition) {
+    net m;
+    ff_space sp = { 1, 2, 3, 0 };
+    ff_options *o = NULL;
+    ff_options_new(&o);
+    ff_options_set_int(o, "hidden", 6);
+    ff_options_set_int(o, "depth", 2);
+    ff_options_set_int(o, "emb", 3);
+    FF_EXPECT(net_new(&m, "bmlp", sp, o, 4) == FF_OK, "%s", ff_last_error());
+    ff_options_free(o);
+    /* temb 6, cls 9, block0 (3+6)*6+6, block1 (6+6)*3+3 */
+    FF_EXPECT(ff_params_numel(m.params) == 6 + 9 + 60 + 39, "%lld", (long long)ff_params_numel(m.params));
+    ff_tensor_t *x = NULL, *t = NULL, *c = NULL;
+    ff_tensor_new3(&x, 2, 1, 3);
+    ff_tensor_new1(&t, 2);
+    ff_tensor_new1(&c, 2);
+    ff_rng_t r;
+    ff_rng_seed(&r, 6);
+    fill_sphere(x, &r);
+    memcpy(x->data + 3, x->data, 3 * sizeof(float));   /* same input, different class */
+    c->data[0] = 0; c->data[1] = 2;
+    ff_tape_reset(m.tape);
+    ff_tensor_t *y = net_forward(&m, x, t, c);
+    FF_EXPECT(y && y->shape[0] == 2, "%s", ff_last_error());
+    FF_EXPECT(y && y->data[0] != y->data[3], "class has no effect");
+    ff_tensor_free(x); ff_tensor_free(t);
+    const char *names[] = { "net.cls", "net.block0.weight", NULL };
+    ff_tensor_free(c);
+    ff_tensor_new1(&c, 4);
+    c->data[0] = 1; c->data[1] = 2; c->data[2] = 0; c->data[3] = 1;
+    check_grads(&m, 4, c, names);
+    ff_tensor_free(c);
+    net_free(&m);
+}
+
+FF_TEST(cnn1d_param_count_matches_paper) {
+    /* PAPER.md §5: hidden 128, 4 stacks (20 layers), 4 symbols: 3,325,316 trainable parameters. */
+    net m;
+    ff_space sp = { 16, 3, 0, 0 };
+    ff_options *o = NULL;
+    ff_options_new(&o);
+    ff_options_set_int(o, "stacks", 4);
+    FF_EXPECT(net_new(&m, "cnn1d", sp, o, 1) == FF_OK, "%s", ff_last_error());
+    ff_options_free(o);
+    FF_EXPECT(ff_params_numel(m.params) == 3325316, "%lld", (long long)ff_params_numel(m.params));
+    net_free(&m);
+    /* defaults: hidden 128, 1 stack: 4736 + 16512 + 5*(147584 + 16512 + 256) + 16512 + 516 */
+    FF_EXPECT(net_new(&m, "cnn1d", sp, NULL, 1) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_params_numel(m.params) == 4736 + 16512 + 5 * 164352 + 16512 + 516, "%lld",
+              (long long)ff_params_numel(m.params));
+    net_free(&m);
+}
+
+FF_TEST(cnn1d_shapes_and_grads) {
+    net m;
+    ff_space sp = { 7, 3, 0, 0 };
+    ff_options *o = NULL;
+    ff_options_new(&o);
+    ff_options_set_int(o, "hidden", 6);
+    ff_options_set_int(o, "kernel", 3);
+    ff_options_set_numbers(o, "dilations", (double[]){ 1, 2, 4 }, 3);
+    ff_options_set_number(o, "fourier_scale", 1.0);
+    FF_EXPECT(net_new(&m, "cnn1d", sp, o, 2) == FF_OK, "%s", ff_last_error());
+    ff_options_free(o);
+    ff_tensor_t *x = NULL, *t = NULL;
+    ff_tensor_new3(&x, 2, 7, 4);
+    ff_tensor_new1(&t, 2);
+    ff_rng_t r;
+    ff_rng_seed(&r, 9);
+    fill_sphere(x, &r);
+    t->data[1] = 0.5f;
+    ff_tape_reset(m.tape);
+    ff_tensor_t *y = net_forward(&m, x, t, NULL);
+    FF_EXPECT(y && y->ndim == 3 && y->shape[0] == 2 && y->shape[1] == 7 && y->shape[2] == 4, "%s", ff_last_error());
+    ff_tensor_free(x); ff_tensor_free(t);
+    const char *names[] = { "net.conv_in.weight", "net.temb.weight", "net.layer0.conv.weight",
+                            "net.layer2.dense.weight", "net.layer1.norm.weight", "net.layer2.norm.bias",
+                            "net.final0.weight", "net.final1.bias", NULL };
+    check_grads(&m, 3, NULL, names);
+    net_free(&m);
+}
+
+FF_TEST(cnn1d_conditions) {
+    /* per-position signal channels */
+    net m;
+    ff_space sp = { 5, 3, 0, 2 };
+    ff_options *o = NULL;
+    ff_options_new(&o);
+    ff_options_set_int(o, "hidden", 4);
+    ff_options_set_int(o, "kernel", 3);
+    FF_EXPECT(net_new(&m, "cnn1d", sp, o, 2) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_params_find(m.params, "net.conv_in.weight")->shape[2] == 6);
+    ff_tensor_t *c = NULL;
+    ff_tensor_new3(&c, 3, 5, 2);
+    for (int i = 0; i < 30; i++) c->data[i] = (float)(i % 7) / 7.0f;
+    const char *names[] = { "net.conv_in.weight", NULL };
+    check_grads(&m, 3, c, names);
+    ff_tensor_free(c);
+    net_free(&m);
+    /* class labels */
+    ff_space sc = { 5, 3, 4, 0 };
+    FF_EXPECT(net_new(&m, "cnn1d", sc, o, 2) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_params_find(m.params, "net.cls") != NULL);
+    ff_tensor_new1(&c, 3);
+    c->data[0] = 3; c->data[1] = 0; c->data[2] = 1;
+    const char *names2[] = { "net.cls", "net.temb.bias", NULL };
+    check_grads(&m, 3, c, names2);
+    ff_tensor_free(c);
+    net_free(&m);
+    /* both at once is refused */
+    ff_space sb = { 5, 3, 4, 2 };
+    FF_EXPECT_ERROR(net_new(&m, "cnn1d", sb, o, 2), FF_EINVAL, "cond_classes (4) and cond_channels (2)");
+    net_free(&m);
+    ff_options_free(o);
+}
+
+static void expect_refused(const char *name, const char *key, int is_num, double v, const char *sub) {
+    net m;
+    ff_space sp = { 2, 2, 0, 0 };
+    ff_options *o = NULL;
+    ff_options_new(&o);
+    if (is_num) ff_options_set_number(o, key, v);
+    else ff_options_set_int(o, key, (int64_t)v);
+    FF_EXPECT_ERROR(net_new(&m, name, sp, o, 1), FF_EINVAL, sub);
+    FF_EXPECT(m.inst == NULL);
+    FF_EXPECT(strstr(ff_last_error(), key) != NULL, "message \"%s\" does not name %s", ff_last_error(), key);
+    net_free(&m);
+    ff_options_free(o);
+}
+
+FF_TEST(bad_options_refused) {
+    expect_refused("bmlp", "hiden", 0, 3, "unknown option \"hiden\"");
+    expect_refused("bmlp", "hidden", 0, 0, "option \"hidden\" must be in [1,");
+    expect_refused("bmlp", "depth", 0, 0, "option \"depth\"");
+    expect_refused("bmlp", "depth", 0, 1000, "option \"depth\"");
+    expect_refused("bmlp", "emb", 0, -2, "option \"emb\"");
+    expect_refused("bmlp", "slope", 1, INFINITY, "option \"slope\" must be finite");
+    expect_refused("cnn1d", "kernel", 0, 4, "option \"kernel\" must be odd");
+    expect_refused("cnn1d", "hidden", 0, 1, "option \"hidden\"");
+    expect_refused("cnn1d", "stacks", 0, 0, "\"stacks\"");
+    expect_refused("cnn1d", "fourier_scale", 1, -1, "option \"fourier_scale\" must be > 0");
+    expect_refused("cnn1d", "dilations", 1, 0.5, "option \"dilations\": value 1 is 0.5");
+    /* a wrong type is caught by the loader, naming the option */
+    net m;
+    ff_space sp = { 2, 2, 0, 0 };
+    ff_options *o = NULL;
+    ff_options_new(&o);
+    ff_options_set_string(o, "depth", "four");
+    FF_EXPECT(net_new(&m, "bmlp", sp, o, 1) != FF_OK);
+    FF_EXPECT(strstr(ff_last_error(), "depth") != NULL, "%s", ff_last_error());
+    net_free(&m);
+    ff_options_free(o);
+}
+
+FF_MAIN()
