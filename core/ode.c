@@ -86,7 +86,7 @@ static ff_status run_euler(const ff_geometry *g, ff_field_fn f, void *ctx, ff_te
 }
 
 static ff_status gsl_fail(const char *stepper, int code, double t, rhs_ctx *c) {
-    if (code == GSL_EBADFUNC && c->st != FF_OK) return c->st;   /* the field's own message */
+    if (c->st != FF_OK) return c->st;   /* the field failed: its own message, whatever GSL made of it */
     return ff_errorf(FF_ENUMERIC, "ff_ode_integrate (%s, t = %g): GSL error %d: %s", stepper, t, code,
                      gsl_strerror(code));
 }
@@ -190,6 +190,9 @@ ff_status ff_ode_integrate(const ff_geometry *g, ff_field_fn f, void *ctx, ff_te
                              "(rkf45, rkck, rk8pd, ...)", fn, o->eps_abs);
         return run_euler(g, f, ctx, y, t0, t1, o->steps, st);
     }
+    if (!strcmp(name, "msadams") && !(o->eps_abs > 0))
+        return ff_errorf(FF_EINVAL, "%s: stepper \"msadams\" is adaptive only (its order and step control need "
+                         "GSL's error control; fixed steps fail): set eps_abs > 0", fn);
     ff_init();   /* GSL must not abort: error handler off */
     ff_ode_opts oo = *o;
     oo.stepper = name;

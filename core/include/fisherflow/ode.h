@@ -11,7 +11,10 @@
  *             system. eps_abs == 0: `steps` evenly spaced steps; eps_abs > 0: adaptive with
  *             gsl_odeiv2_control_y_new(eps_abs, eps_rel), initial step h0 (0: (t1 - t0)/steps), our
  *             own gsl_odeiv2_evolve_apply loop so that every accepted step is followed by g->retract.
+ *             "msadams" is adaptive only (fixed steps starve its order/step control: refused).
  *             The field sees float32 points (the double state rounded), so accuracy stops near 1e-7.
+ *             Measured orders (tests/c/test_ode.c): euler 1, rk2 3 (GSL propagates its 3rd-order
+ *             solution), rk4 4, rkf45 5, rkck 5, rk8pd >= 7 (then the float floor).
  * Failures: a field status is passed on (its message prefixed with the stepper and t); a non-finite
  * field value gives FF_ENUMERIC naming t and the element; GSL codes give FF_ENUMERIC with
  * gsl_strerror. Nothing aborts. On failure y holds the last accepted state.
