@@ -13,6 +13,8 @@
 #include "space.h"
 #include "plugin.h"
 #include "io.h"
+#include "data.h"
+#include "metrics.h"
 #include "sphere.h"
 #include "geometry.h"
 #include "ode.h"

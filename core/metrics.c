@@ -1,0 +1,177 @@
+/* metrics.c — histograms, KL and total variation (metrics.h); the triangular grid on the 2-simplex.
+ * KL(model || true) as PAPER.md §2 (src/sfm/distribution.py), with 0 log 0 = 0 made explicit. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fisherflow/metrics.h"
+
+int64_t ff_simplex_grid_cell(double pa, double pb, double pc, int64_t res) {
+    if (res < 1 || !isfinite(pa) || !isfinite(pb) || !isfinite(pc)) return -1;
+    if (pa < -1e-5 || pb < -1e-5 || pc < -1e-5) return -1;
+    double s = pa + pb + pc;
+    if (s < 0.999 || s > 1.001) return -1;
+    if (pb < 0) pb = 0;
+    if (pc < 0) pc = 0;
+    double b = pb / s * (double)res, c = pc / s * (double)res;
+    int64_t j = (int64_t)floor(c);
+    if (j > res - 1) j = res - 1;
+    if (j < 0) j = 0;
+    int64_t i = (int64_t)floor(b);
+    if (i > res - 1 - j) i = res - 1 - j;
+    if (i < 0) i = 0;
+    double fb = b - (double)i, fc = c - (double)j;
+    int down = (fb + fc > 1.0) && (i + j <= res - 2);
+    return 2 * res * j - j * j + 2 * i + down;
+}
+
+int ff_simplex_grid_coords(int64_t cell, int64_t res, int64_t *i, int64_t *j, int *down) {
+    if (res < 1 || cell < 0 || cell >= res * res) return -1;
+    /* row j starts at 2*res*j - j*j; rows are short, so walk them (res is at most a few thousand) */
+    int64_t r = 0;
+    while (r + 1 < res && 2 * res * (r + 1) - (r + 1) * (r + 1) <= cell) r++;
+    int64_t pos = cell - (2 * res * r - r * r);
+    *j = r;
+    *i = pos / 2;
+    *down = (int)(pos % 2);
+    return 0;
+}
+
+int ff_simplex_grid_centre(int64_t cell, int64_t res, double p[3]) {
+    int64_t i, j;
+    int down;
+    if (ff_simplex_grid_coords(cell, res, &i, &j, &down) != 0) return -1;
+    double b = (double)i + (down ? 2.0 / 3.0 : 1.0 / 3.0), c = (double)j + (down ? 2.0 / 3.0 : 1.0 / 3.0);
+    p[1] = b / (double)res;
+    p[2] = c / (double)res;
+    p[0] = 1.0 - p[1] - p[2];
+    return 0;
+}
+
+ff_status ff_simplex_hist(const ff_tensor_t *points, int64_t res, ff_tensor_t *hist, int64_t *off) {
+    char b1[64], b2[64];
+    if (!points || !hist) return ff_errorf(FF_EINVAL, "ff_simplex_hist: NULL argument");
+    if (res < 1) return ff_errorf(FF_EINVAL, "ff_simplex_hist: res %lld < 1", (long long)res);
+    int ok2 = points->ndim == 2 && points->shape[1] == 3;
+    int ok3 = points->ndim == 3 && points->shape[1] == 1 && points->shape[2] == 3;
+    if (!ok2 && !ok3)
+        return ff_errorf(FF_ESHAPE, "ff_simplex_hist: points [%s], expected [n, 3] or [n, 1, 3]",
+                         ff_shape_str(points, b1, sizeof b1));
+    if (ff_tensor_numel(hist) != res * res || !ff_tensor_is_contiguous(hist))
+        return ff_errorf(FF_ESHAPE, "ff_simplex_hist: hist [%s], expected %lld contiguous cells (res %lld)",
+                         ff_shape_str(hist, b2, sizeof b2), (long long)(res * res), (long long)res);
+    int64_t n = points->shape[0], kept = 0, skipped = 0;
+    int64_t *count = calloc((size_t)(res * res), sizeof *count);
+    if (!count) return ff_errorf(FF_ENOMEM, "ff_simplex_hist: out of memory");
+    int64_t last = points->ndim - 1;
+    for (int64_t r = 0; r < n; r++) {
+        const float *q = points->data + r * points->stride[0];
+        double pa = q[0], pb = q[points->stride[last]], pc = q[2 * points->stride[last]];
+        int64_t cell = ff_simplex_grid_cell(pa, pb, pc, res);
+        if (cell < 0) { skipped++; continue; }
+        count[cell]++;
+        kept++;
+    }
+    if (off) *off = skipped;
+    if (kept == 0) {
+        free(count);
+        return ff_errorf(FF_EINVAL, "ff_simplex_hist: none of the %lld points is on the simplex", (long long)n);
+    }
+    for (int64_t c = 0; c < res * res; c++) hist->data[c] = (float)((double)count[c] / (double)kept);
+    free(count);
+    return FF_OK;
+}
+
+ff_status ff_divergence_compute(const float *q, const float *p, int64_t n, ff_divergence *out) {
+    if (!q || !p || !out) return ff_errorf(FF_EINVAL, "ff_divergence_compute: NULL argument");
+    if (n < 1) return ff_errorf(FF_EINVAL, "ff_divergence_compute: n = %lld bins", (long long)n);
+    double sq = 0, sp = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(q[i]) || q[i] < 0)
+            return ff_errorf(FF_EINVAL, "ff_divergence_compute: model q[%lld] = %g is not a probability", (long long)i, q[i]);
+        if (!isfinite(p[i]) || p[i] < 0)
+            return ff_errorf(FF_EINVAL, "ff_divergence_compute: target p[%lld] = %g is not a probability", (long long)i, p[i]);
+        sq += q[i];
+        sp += p[i];
+    }
+    if (fabs(sq - 1) > 1e-3 || fabs(sp - 1) > 1e-3)
+        return ff_errorf(FF_EINVAL, "ff_divergence_compute: sums %.6g (model) and %.6g (target), expected 1", sq, sp);
+    ff_divergence d = { 0 };
+    for (int64_t i = 0; i < n; i++) {
+        double qi = q[i] / sq, pi = p[i] / sp;
+        d.tv += fabs(qi - pi);
+        if (qi == 0) { d.empty++; continue; }          /* 0 log 0 = 0 */
+        if (pi == 0) { d.unsupported++; continue; }
+        d.kl += qi * log(qi / pi);
+    }
+    d.tv *= 0.5;
+    if (d.unsupported) d.kl = INFINITY;
+    *out = d;
+    return FF_OK;
+}
+
+ff_status ff_categorical_hist(const ff_tensor_t *tokens, int64_t K, ff_tensor_t *hist) {
+    char b1[64], b2[64];
+    if (!tokens || !hist) return ff_errorf(FF_EINVAL, "ff_categorical_hist: NULL argument");
+    if (K < 1) return ff_errorf(FF_EINVAL, "ff_categorical_hist: K = %lld", (long long)K);
+    int onehot = tokens->ndim == 3;
+    if ((tokens->ndim != 2 && !onehot) || (onehot && tokens->shape[2] != K))
+        return ff_errorf(FF_ESHAPE, "ff_categorical_hist: tokens [%s], expected [n, k] ids or [n, k, %lld]",
+                         ff_shape_str(tokens, b1, sizeof b1), (long long)K);
+    int64_t n = tokens->shape[0], k = tokens->shape[1];
+    if (n < 1) return ff_errorf(FF_EINVAL, "ff_categorical_hist: no samples");
+    if (hist->ndim != 2 || hist->shape[0] != k || hist->shape[1] != K || !ff_tensor_is_contiguous(hist))
+        return ff_errorf(FF_ESHAPE, "ff_categorical_hist: hist [%s], expected contiguous [%lld, %lld]",
+                         ff_shape_str(hist, b2, sizeof b2), (long long)k, (long long)K);
+    int64_t *count = calloc((size_t)(k * K), sizeof *count);
+    if (!count) return ff_errorf(FF_ENOMEM, "ff_categorical_hist: out of memory");
+    for (int64_t s = 0; s < n; s++) {
+        for (int64_t pos = 0; pos < k; pos++) {
+            const float *row = tokens->data + s * tokens->stride[0] + pos * tokens->stride[1];
+            int64_t id;
+            if (onehot) {
+                id = 0;
+                float best = row[0];
+                for (int64_t c = 1; c < K; c++) if (row[c * tokens->stride[2]] > best) { best = row[c * tokens->stride[2]]; id = c; }
+                if (!isfinite(best)) {
+                    free(count);
+                    return ff_errorf(FF_EINVAL, "ff_categorical_hist: sample %lld position %lld is not finite", (long long)s, (long long)pos);
+                }
+            } else {
+                float v = row[0];
+                if (!(v >= 0 && v < (float)K) || v != floorf(v)) {
+                    free(count);
+                    return ff_errorf(FF_EINVAL, "ff_categorical_hist: sample %lld position %lld: token %g outside [0, %lld)",
+                                     (long long)s, (long long)pos, v, (long long)K);
+                }
+                id = (int64_t)v;
+            }
+            count[pos * K + id]++;
+        }
+    }
+    for (int64_t i = 0; i < k * K; i++) hist->data[i] = (float)((double)count[i] / (double)n);
+    free(count);
+    return FF_OK;
+}
+
+ff_status ff_kl_categorical(const ff_tensor_t *q_hist, const ff_tensor_t *p_true, double *kl_mean,
+                            ff_divergence *per_pos, int64_t *empty_bins) {
+    char b1[64], b2[64];
+    if (!q_hist || !p_true || !kl_mean) return ff_errorf(FF_EINVAL, "ff_kl_categorical: NULL argument");
+    if (q_hist->ndim != 2 || !ff_tensor_same_shape(q_hist, p_true) || !ff_tensor_is_contiguous(q_hist) ||
+        !ff_tensor_is_contiguous(p_true) || q_hist->shape[0] < 1)
+        return ff_errorf(FF_ESHAPE, "ff_kl_categorical: model [%s] and true [%s] must both be contiguous [k, K]",
+                         ff_shape_str(q_hist, b1, sizeof b1), ff_shape_str(p_true, b2, sizeof b2));
+    int64_t k = q_hist->shape[0], K = q_hist->shape[1], empty = 0;
+    double sum = 0;
+    for (int64_t pos = 0; pos < k; pos++) {
+        ff_divergence d;
+        ff_status s = ff_divergence_compute(q_hist->data + pos * K, p_true->data + pos * K, K, &d);
+        if (s != FF_OK) return ff_error_wrap(s, "ff_kl_categorical: position %lld", (long long)pos);
+        if (per_pos) per_pos[pos] = d;
+        sum += d.kl;
+        empty += d.empty;
+    }
+    *kl_mean = sum / (double)k;
+    if (empty_bins) *empty_bins = empty;
+    return FF_OK;
+}

@@ -1,0 +1,166 @@
+/* test_metrics.c — the triangular grid (partition checked by point-in-triangle brute force),
+ * KL/TV against hand-computed values, histograms of decoded tokens. */
+#include <stdlib.h>
+#include "fisherflow/fisherflow.h"
+#include "fisherflow/metrics.h"
+#include "ff_test.h"
+
+/* Barycentric corners of a cell from its (i, j, down), independent of the cell-index formula. */
+static void corners(int64_t i, int64_t j, int down, int64_t res, double bc[3][2]) {
+    double r = (double)res;
+    if (!down) { bc[0][0] = i; bc[0][1] = j; bc[1][0] = i + 1; bc[1][1] = j; bc[2][0] = i; bc[2][1] = j + 1; }
+    else { bc[0][0] = i + 1; bc[0][1] = j; bc[1][0] = i; bc[1][1] = j + 1; bc[2][0] = i + 1; bc[2][1] = j + 1; }
+    for (int k = 0; k < 3; k++) { bc[k][0] /= r; bc[k][1] /= r; }
+}
+
+/* Is (b, c) inside the triangle with corners t (in (p_B, p_C) coordinates), with tolerance? */
+static int inside(double b, double c, double t[3][2]) {
+    double s = 0;
+    int pos = 0, neg = 0;
+    for (int k = 0; k < 3; k++) {
+        double *p = t[k], *q = t[(k + 1) % 3];
+        s = (q[0] - p[0]) * (c - p[1]) - (q[1] - p[1]) * (b - p[0]);
+        if (s > 1e-12) pos++;
+        if (s < -1e-12) neg++;
+    }
+    return !(pos && neg);
+}
+
+FF_TEST(grid_known_cells) {
+    FF_EXPECT(ff_simplex_grid_cell(1, 0, 0, 2) == 0);
+    FF_EXPECT(ff_simplex_grid_cell(0, 1, 0, 2) == 2);
+    FF_EXPECT(ff_simplex_grid_cell(0, 0, 1, 2) == 3);
+    FF_EXPECT(ff_simplex_grid_cell(1.0 / 3, 1.0 / 3, 1.0 / 3, 2) == 1);
+    FF_EXPECT(ff_simplex_grid_cell(1.0 / 3, 1.0 / 3, 1.0 / 3, 1) == 0);
+    FF_EXPECT(ff_simplex_grid_cell(0.5, 0.5, 0, 1000) >= 0);
+    FF_EXPECT(ff_simplex_grid_cell(NAN, 0.5, 0.5, 4) == -1);
+    FF_EXPECT(ff_simplex_grid_cell(-0.1, 0.6, 0.5, 4) == -1);
+    FF_EXPECT(ff_simplex_grid_cell(0.5, 0.5, 0.5, 4) == -1);
+    FF_EXPECT(ff_simplex_grid_cell(-1e-7, 0.5, 0.5 + 1e-7, 4) >= 0);   /* float noise is clamped */
+    FF_EXPECT(ff_simplex_grid_cell(0.2, 0.3, 0.5, 0) == -1);
+    double p[3];
+    FF_EXPECT(ff_simplex_grid_centre(4, 2, p) == -1);
+    FF_EXPECT(ff_simplex_grid_centre(1, 2, p) == 0);
+    FF_EXPECT_NEAR(p[0], 1.0 / 3, 1e-15); FF_EXPECT_NEAR(p[1], 1.0 / 3, 1e-15); FF_EXPECT_NEAR(p[2], 1.0 / 3, 1e-15);
+}
+
+FF_TEST(grid_partition_brute_force) {
+    const int64_t resolutions[] = { 1, 2, 3, 7, 64 };
+    ff_rng_t rng;
+    ff_rng_seed(&rng, 7);
+    for (size_t r = 0; r < sizeof resolutions / sizeof resolutions[0]; r++) {
+        int64_t res = resolutions[r], ncell = res * res;
+        /* every centre maps back to its own cell, and lies inside its own corners */
+        for (int64_t cell = 0; cell < ncell; cell++) {
+            double p[3], t[3][2];
+            int64_t i, j;
+            int down;
+            FF_EXPECT(ff_simplex_grid_centre(cell, res, p) == 0);
+            FF_EXPECT(ff_simplex_grid_cell(p[0], p[1], p[2], res) == cell, "res %lld cell %lld", (long long)res, (long long)cell);
+            FF_EXPECT(ff_simplex_grid_coords(cell, res, &i, &j, &down) == 0);
+            FF_EXPECT(i >= 0 && j >= 0 && i + j <= res - 1 - down, "cell %lld -> (%lld, %lld, %d)", (long long)cell, (long long)i, (long long)j, down);
+            corners(i, j, down, res, t);
+            FF_EXPECT(inside(p[1], p[2], t));
+        }
+        /* uniform points on the simplex: each lands in a cell whose triangle contains it, and cells
+         * receive equal shares (equal areas) */
+        int64_t N = 200000, *count = calloc((size_t)ncell, sizeof *count), bad = 0;
+        for (int64_t s = 0; s < N; s++) {
+            double u = ff_rng_uniform(&rng), v = ff_rng_uniform(&rng);
+            if (u + v > 1) { u = 1 - u; v = 1 - v; }
+            int64_t cell = ff_simplex_grid_cell(1 - u - v, u, v, res), i, j;
+            int down;
+            double t[3][2];
+            if (cell < 0 || ff_simplex_grid_coords(cell, res, &i, &j, &down) != 0) { bad++; continue; }
+            corners(i, j, down, res, t);
+            if (!inside(u, v, t)) bad++;
+            count[cell]++;
+        }
+        FF_EXPECT(bad == 0, "res %lld: %lld points in the wrong cell", (long long)res, (long long)bad);
+        double expect = (double)N / (double)ncell, worst = 0;
+        for (int64_t c = 0; c < ncell; c++) {
+            double z = fabs((double)count[c] - expect) / sqrt(expect);
+            if (z > worst) worst = z;
+        }
+        FF_EXPECT(worst < 5.5, "res %lld: a cell is %.1f sigma off equal area", (long long)res, worst);
+        free(count);
+    }
+}
+
+FF_TEST(simplex_hist) {
+    float pts[5][3] = { { 1, 0, 0 }, { 0, 1, 0 }, { 0, 0, 1 }, { 0, 0, 1 }, { 0.5f, 0.5f, 0.5f } };
+    ff_tensor_t *x, *h;
+    ff_tensor_wrap(&x, &pts[0][0], 2, (int64_t[]){ 5, 3 });
+    ff_tensor_new1(&h, 4);
+    int64_t off = -1;
+    FF_EXPECT(ff_simplex_hist(x, 2, h, &off) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(off == 1);
+    FF_EXPECT(h->data[0] == 0.25f && h->data[1] == 0 && h->data[2] == 0.25f && h->data[3] == 0.5f);
+    FF_EXPECT_ERROR(ff_simplex_hist(x, 3, h, &off), FF_ESHAPE, "expected 9 contiguous cells");
+    ff_tensor_t *bad;
+    ff_tensor_wrap(&bad, &pts[4][0], 2, (int64_t[]){ 1, 3 });
+    FF_EXPECT_ERROR(ff_simplex_hist(bad, 2, h, &off), FF_EINVAL, "none of the 1 points");
+    ff_tensor_free(bad); ff_tensor_free(x); ff_tensor_free(h);
+}
+
+FF_TEST(divergence_hand_computed) {
+    ff_divergence d;
+    float q[3] = { 0.5f, 0.5f, 0 }, p[3] = { 0.25f, 0.25f, 0.5f };
+    FF_EXPECT(ff_divergence_compute(q, p, 3, &d) == FF_OK);
+    FF_EXPECT_NEAR(d.kl, log(2.0), 1e-7);            /* 0.5 ln 2 + 0.5 ln 2 + 0 log 0 */
+    FF_EXPECT_NEAR(d.tv, 0.5, 1e-7);
+    FF_EXPECT(d.empty == 1 && d.unsupported == 0);
+    float q2[2] = { 0.5f, 0.5f }, p2[2] = { 1, 0 };
+    FF_EXPECT(ff_divergence_compute(q2, p2, 2, &d) == FF_OK);
+    FF_EXPECT(isinf(d.kl) && d.unsupported == 1 && d.tv == 0.5);
+    float a[2] = { 0.1f, 0.9f }, b[2] = { 0.3f, 0.7f };
+    FF_EXPECT(ff_divergence_compute(a, b, 2, &d) == FF_OK);
+    FF_EXPECT_NEAR(d.kl, 0.1 * log(0.1 / 0.3) + 0.9 * log(0.9 / 0.7), 1e-6);
+    FF_EXPECT(ff_divergence_compute(a, a, 2, &d) == FF_OK && d.kl == 0 && d.tv == 0);
+    float neg[2] = { -0.1f, 1.1f }, nan2[2] = { NAN, 1 }, half[2] = { 0.25f, 0.25f };
+    FF_EXPECT_ERROR(ff_divergence_compute(neg, b, 2, &d), FF_EINVAL, "model q[0] = -0.1");
+    FF_EXPECT_ERROR(ff_divergence_compute(a, nan2, 2, &d), FF_EINVAL, "target p[0] = nan");
+    FF_EXPECT_ERROR(ff_divergence_compute(half, b, 2, &d), FF_EINVAL, "sums 0.5 (model)");
+}
+
+FF_TEST(categorical_hist_and_kl) {
+    /* 4 samples, k = 2 positions, K = 3 */
+    float ids[4][2] = { { 0, 2 }, { 0, 1 }, { 1, 2 }, { 0, 2 } };
+    ff_tensor_t *t, *h, *oh, *h2, *p;
+    ff_tensor_wrap(&t, &ids[0][0], 2, (int64_t[]){ 4, 2 });
+    ff_tensor_new2(&h, 2, 3);
+    FF_EXPECT(ff_categorical_hist(t, 3, h) == FF_OK, "%s", ff_last_error());
+    const float want[6] = { 0.75f, 0.25f, 0, 0, 0.25f, 0.75f };
+    for (int i = 0; i < 6; i++) FF_EXPECT(h->data[i] == want[i], "hist[%d] = %g", i, h->data[i]);
+    ff_tensor_new3(&oh, 4, 2, 3);   /* same as one-hot rows */
+    for (int s = 0; s < 4; s++) for (int k = 0; k < 2; k++) oh->data[(s * 2 + k) * 3 + (int)ids[s][k]] = 1;
+    ff_tensor_new2(&h2, 2, 3);
+    FF_EXPECT(ff_categorical_hist(oh, 3, h2) == FF_OK);
+    for (int i = 0; i < 6; i++) FF_EXPECT(h2->data[i] == want[i]);
+    ids[2][1] = 3;
+    FF_EXPECT_ERROR(ff_categorical_hist(t, 3, h), FF_EINVAL, "sample 2 position 1: token 3 outside [0, 3)");
+    ids[2][1] = 0.5f;
+    FF_EXPECT_ERROR(ff_categorical_hist(t, 3, h), FF_EINVAL, "token 0.5");
+
+    ff_tensor_new2(&p, 2, 3);
+    const float pt[6] = { 0.5f, 0.25f, 0.25f, 0.2f, 0.3f, 0.5f };
+    for (int i = 0; i < 6; i++) p->data[i] = pt[i];
+    double kl;
+    int64_t empty;
+    ff_divergence per[2];
+    FF_EXPECT(ff_kl_categorical(h2, p, &kl, per, &empty) == FF_OK, "%s", ff_last_error());
+    double k0 = 0.75 * log(0.75 / 0.5) + 0.25 * log(0.25 / 0.25);
+    double k1 = 0.25 * log(0.25 / 0.3) + 0.75 * log(0.75 / 0.5);
+    FF_EXPECT_NEAR(per[0].kl, k0, 1e-6);
+    FF_EXPECT_NEAR(per[1].kl, k1, 1e-6);
+    FF_EXPECT_NEAR(kl, 0.5 * (k0 + k1), 1e-6);
+    FF_EXPECT(empty == 2);
+    ff_tensor_t *bad;
+    ff_tensor_new2(&bad, 3, 3);
+    FF_EXPECT_ERROR(ff_kl_categorical(h2, bad, &kl, NULL, NULL), FF_ESHAPE, "model [2,3] and true [3,3]");
+    p->data[3] = -1;
+    FF_EXPECT_ERROR(ff_kl_categorical(h2, p, &kl, NULL, NULL), FF_EINVAL, "position 1");
+    ff_tensor_free(bad); ff_tensor_free(t); ff_tensor_free(h); ff_tensor_free(oh); ff_tensor_free(h2); ff_tensor_free(p);
+}
+
+FF_MAIN()
