@@ -1,0 +1,67 @@
+-- init.lua — require "fisherflow": the module table (no globals are created). See README and
+-- STYLE.md B8 for what an experiment looks like.
+local core     = require "fisherflow.core"
+local tensor   = require "fisherflow.tensor"
+local random   = require "fisherflow.random"
+local plugin   = require "fisherflow.plugin"
+local optim    = require "fisherflow.optim"
+local flow     = require "fisherflow.flow"
+local args     = require "fisherflow.args"
+local json     = require "fisherflow.json"
+local log      = require "fisherflow.log"
+local progress = require "fisherflow.progress"
+local util     = require "fisherflow.util"
+
+local ff = {
+  version = core.lib_version, C = core.C, ffi = core.ffi, constants = core.constants,
+  -- tensors
+  tensor = tensor.tensor, zeros = tensor.zeros, ones = tensor.ones, full = tensor.full,
+  empty = tensor.empty, is_tensor = tensor.is_tensor,
+  randn = random.randn, rand = random.rand, rng = random.rng,
+  random = { dirichlet = random.dirichlet, default = function() return random.default end },
+  -- models
+  flow = flow.flow, optim = optim.optim, lr = optim.lr,
+  -- scripts
+  args = args.parse, json = json, log = log, util = util,
+  progress = progress.new,
+  check = core.check,
+}
+
+function ff.seed(s) return random.seed(s) end
+
+-- ff.plugin(kind, name, opts) -> spec; ff.plugin.find(kind, name) -> desc | nil, err;
+-- ff.plugin.list() -> found, refused; ff.plugins() -> found.
+ff.plugin = setmetatable({ find = plugin.find, list = plugin.list, report = plugin.report,
+                           build_options = plugin.build_options },
+                         { __call = function(_, kind, name, opts) return plugin.make_spec(kind, name, opts) end })
+function ff.plugins() return (plugin.list()) end
+
+-- Plugins written in Lua: ff.source.lua{...}, ff.decoder.lua{...}, ff.metric.lua{...}.
+ff.source  = { lua = plugin.lua_source }
+ff.decoder = { lua = plugin.lua_decoder }
+ff.metric  = { lua = plugin.lua_metric }
+
+-- ff.sphere{k=, d=} is the space of a flow; ff.sphere.* are the geometry kernels (sphere.lua).
+ff.sphere = setmetatable({}, { __call = function(_, t) return flow.space(t) end })
+
+-- ff.results(path, table): the run's results as JSON (pretty, keys sorted), written atomically.
+function ff.results(path, t)
+  if type(path) ~= "string" then core.raise("ff.results: path must be a string, got " .. type(path)) end
+  if type(t) ~= "table" then core.raise("ff.results: results must be a table, got " .. type(t)) end
+  local ok, text = pcall(json.encode, t, { indent = true })
+  if not ok then core.raise("ff.results: " .. tostring(text)) end
+  util.write_atomic(path, text .. "\n")
+  return path
+end
+
+-- Optional pieces: each wraps a part of the C API and extends ff (sphere kernels, viz, data,
+-- metrics, checkpoints). A piece whose library symbols are missing is left out.
+for _, name in ipairs({ "sphere", "viz", "data", "metrics", "checkpoint" }) do
+  local ok, mod = pcall(require, "fisherflow." .. name)
+  if ok and type(mod) == "table" and mod.install then mod.install(ff)
+  elseif not ok and not tostring(mod):find("module 'fisherflow." .. name .. "' not found", 1, true) then
+    error(mod, 0)
+  end
+end
+
+return ff

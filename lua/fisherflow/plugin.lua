@@ -1,0 +1,180 @@
+-- plugin.lua — plugin specs for ff.flow (a name + an ff_options table built from a Lua table),
+-- look-ups and listings of what the loader finds, and plugins written in Lua (ff.source.lua{...}):
+-- tables of functions the flow's Lua side calls once per batch.
+local core   = require "fisherflow.core"
+local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
+
+local M = {}
+
+M.kinds = { source = 1, coupler = 2, network = 3, decoder = 4 }
+local kind_names = { "source", "coupler", "network", "decoder" }
+local type_names = { "int", "number", "string", "bool", "numbers" }
+
+local function kind_of(kind)
+  local k = M.kinds[kind]
+  if not k then
+    raise(("ff.plugin: unknown kind %s (known: source, coupler, network, decoder)"):format(tostring(kind)))
+  end
+  return k
+end
+
+-- A descriptor as a Lua table (strings copied; `ptr` keeps the C descriptor).
+local function describe(d, path)
+  local opts = {}
+  if d.options ~= nil then
+    local i = 0
+    while d.options[i].name ~= nil do
+      local o = d.options[i]
+      opts[#opts + 1] = {
+        name = ffi.string(o.name), type = type_names[tonumber(o.type)] or "?",
+        default = o.default_value ~= nil and ffi.string(o.default_value) or nil,
+        help = o.help ~= nil and ffi.string(o.help) or "",
+      }
+      i = i + 1
+    end
+  end
+  return {
+    kind = kind_names[tonumber(d.kind)] or "?", name = ffi.string(d.name),
+    version = d.version ~= nil and ffi.string(d.version) or "?",
+    summary = d.summary ~= nil and ffi.string(d.summary) or "",
+    abi = ("%d.%d"):format(d.abi_major, d.abi_minor), options = opts, path = path, ptr = d,
+  }
+end
+
+-- ff.plugin.find(kind, name) -> descriptor table, or nil and the loader's message.
+function M.find(kind, name)
+  local k = kind_of(kind)
+  if type(name) ~= "string" then raise("ff.plugin.find: name must be a string, got " .. type(name)) end
+  local out = ffi.new("const ff_plugin *[1]")
+  if C.ff_plugin_find(k, name, out) ~= 0 then return nil, ffi.string(C.ff_last_error()) end
+  return describe(out[0])
+end
+
+-- ff_options from a Lua table; `desc` (optional) gives each option's declared type.
+local function build_options(tbl, desc, owner)
+  local out = ffi.new("ff_options *[1]")
+  check(C.ff_options_new(out))
+  local o = ffi.gc(out[0], C.ff_options_free)
+  local declared = {}
+  if desc then for _, s in ipairs(desc.options) do declared[s.name] = s.type end end
+  local keys = {}
+  for k in pairs(tbl) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, key in ipairs(keys) do
+    local v = tbl[key]
+    if type(key) ~= "string" then raise(("%s: option keys are names, got %s"):format(owner, tostring(key))) end
+    local want, ty = declared[key], type(v)
+    if ty == "number" then
+      if want == "numbers" then check(C.ff_options_set_numbers(o, key, ffi.new("double[1]", v), 1))
+      elseif want == "number" or (want == nil and v ~= math.floor(v)) or math.abs(v) >= 2^63 then
+        check(C.ff_options_set_number(o, key, v))
+      elseif v == math.floor(v) then check(C.ff_options_set_int(o, key, v))
+      else check(C.ff_options_set_number(o, key, v)) end    -- the loader names the type mismatch
+    elseif ty == "string" then check(C.ff_options_set_string(o, key, v))
+    elseif ty == "boolean" then check(C.ff_options_set_bool(o, key, v and 1 or 0))
+    elseif ty == "table" then
+      local n = #v
+      local arr = ffi.new("double[?]", math.max(n, 1))
+      for i = 1, n do
+        if type(v[i]) ~= "number" then
+          raise(("%s: option \"%s\": entry %d is a %s, expected a number"):format(owner, key, i, type(v[i])))
+        end
+        arr[i - 1] = v[i]
+      end
+      check(C.ff_options_set_numbers(o, key, arr, n))
+    else
+      raise(("%s: option \"%s\" is a %s (expected number, string, boolean or array of numbers)"):format(owner, key, ty))
+    end
+  end
+  return o
+end
+M.build_options = build_options
+
+local Spec = {}
+Spec.__index = Spec
+Spec.__tostring = function(s) return ("plugin %s \"%s\""):format(s.kind, s.name) end
+
+-- ff.plugin(kind, name [, opts]) -> a spec for ff.flow. Raises at the script's line if the plugin
+-- is not found or an option is unknown or of the wrong type (checked now, not at ff.flow).
+local function make_spec(kind, name, opts)
+  local k = kind_of(kind)
+  if type(name) ~= "string" then raise(("ff.plugin: name must be a string, got %s"):format(type(name))) end
+  if opts ~= nil and type(opts) ~= "table" then raise(("ff.plugin: options must be a table, got %s"):format(type(opts))) end
+  local desc, err = M.find(kind, name)
+  if not desc then raise(err) end
+  local owner = ("%s \"%s\""):format(kind, name)
+  local o = build_options(opts or {}, desc, owner)
+  -- validate a copy now so mistakes point at this line; the flow validates its own copy again
+  local copy = ffi.new("ff_options *[1]")
+  check(C.ff_options_copy(copy, o))
+  local st = C.ff_options_validate(copy[0], desc.ptr.options, owner)
+  C.ff_options_free(copy[0])
+  check(st)
+  return setmetatable({ kind = kind, kind_id = k, name = name, opts = o, options = opts or {}, desc = desc }, Spec)
+end
+
+-- Every plugin the loader sees: list of descriptor tables, then the refused files as
+-- { path =, error = }.
+local function list_impl()
+  local found, refused = {}, {}
+  local cb = ffi.cast("ff_plugin_list_fn", function(_, path, desc, err)
+    local p = path ~= nil and ffi.string(path) or "?"
+    if desc ~= nil then found[#found + 1] = describe(desc, p)
+    else refused[#refused + 1] = { path = p, error = err ~= nil and ffi.string(err) or "?" } end
+  end)
+  local st = C.ff_plugin_list(cb, nil)
+  cb:free()
+  check(st)
+  table.sort(found, function(a, b)
+    if a.kind ~= b.kind then return (M.kinds[a.kind] or 9) < (M.kinds[b.kind] or 9) end
+    return a.name < b.name
+  end)
+  return found, refused
+end
+jit.off(list_impl)          -- C calls back into Lua here: keep this frame interpreted
+function M.list() return list_impl() end
+
+-- `fisherflow plugins`.
+function M.report(out)
+  out = out or io.stdout
+  local found, refused = M.list()
+  out:write(("search path: %s\n\n"):format(ffi.string(C.ff_plugin_search_path())))
+  out:write(("%-8s %-16s %-5s %-8s %s\n"):format("KIND", "NAME", "ABI", "VERSION", "SUMMARY"))
+  for _, d in ipairs(found) do
+    out:write(("%-8s %-16s %-5s %-8s %s\n"):format(d.kind, d.name, d.abi, d.version, d.summary))
+    for _, o in ipairs(d.options) do
+      out:write(("           --%-14s %-8s %-10s %s\n"):format(o.name, o.type,
+        o.default and ("= " .. o.default) or "", o.help))
+    end
+  end
+  for _, r in ipairs(refused) do out:write(("refused  %s: %s\n"):format(r.path, r.error)) end
+  out:write(("\n%d plugins, %d refused\n"):format(#found, #refused))
+end
+
+-- Plugins written in Lua --------------------------------------------------------------------
+-- ff.source.lua{ name =, sample = function(self, rng, out) end [, log_prob = function(self, x, out)] }
+-- ff.decoder.lua{ name =, decode = function(self, x, rng, out) end, emits_probs = false }
+-- ff.metric.lua{ name =, compute = function(self, samples, data) return number end }
+local required = { source = "sample", decoder = "decode", metric = "compute" }
+local function lua_plugin(kind)
+  return function(t)
+    if type(t) ~= "table" then raise(("ff.%s.lua: expects a table of functions, got %s"):format(kind, type(t))) end
+    if type(t.name) ~= "string" or not t.name:match("^[%w_]+$") then
+      raise(("ff.%s.lua: name must be a string of [A-Za-z0-9_], got %s"):format(kind, tostring(t.name)))
+    end
+    local fn = required[kind]
+    if type(t[fn]) ~= "function" then
+      raise(("ff.%s.lua \"%s\": needs a function '%s'"):format(kind, t.name, fn))
+    end
+    t.lua = true
+    t.kind = kind
+    return setmetatable(t, { __tostring = function() return ("lua %s \"%s\""):format(kind, t.name) end })
+  end
+end
+M.lua_source  = lua_plugin("source")
+M.lua_decoder = lua_plugin("decoder")
+M.lua_metric  = lua_plugin("metric")
+
+M.make_spec = make_spec
+M.is_spec = function(x) return getmetatable(x) == Spec end
+return M

@@ -1,0 +1,85 @@
+-- progress.lua — a progress bar with rate and ETA when stderr is a terminal (redrawn at most ten
+-- times a second), plain lines every 10 % otherwise (logs and CI stay readable).
+local core = require "fisherflow.core"
+local util = require "fisherflow.util"
+
+local M = {}
+local Bar = {}
+Bar.__index = Bar
+
+local function hms(s)
+  if s ~= s or s == math.huge then return "?" end
+  s = math.floor(s + 0.5)
+  local h, m = math.floor(s / 3600), math.floor(s / 60) % 60
+  if h > 0 then return ("%d:%02d:%02d"):format(h, m, s % 60) end
+  return ("%d:%02d"):format(m, s % 60)
+end
+
+-- ff.progress{ total = N, label = "train", tty = nil (auto) | true | false, out = io.stderr }
+function M.new(opts)
+  opts = opts or {}
+  if type(opts.total) ~= "number" or opts.total < 0 then
+    core.raise("ff.progress: total must be a non-negative number, got " .. tostring(opts.total))
+  end
+  local tty = opts.tty
+  if tty == nil then tty = util.isatty(2) end
+  return setmetatable({
+    total = opts.total, label = opts.label or "", tty = tty, out = opts.out or io.stderr,
+    t0 = util.now(), last_draw = -1, next_line = 0, done_ = false,
+  }, Bar)
+end
+
+local function extras(info)
+  if not info then return "" end
+  local keys = {}
+  for k in pairs(info) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = info[k]
+    parts[#parts + 1] = type(v) == "number" and ("%s %.4g"):format(k, v) or ("%s %s"):format(k, tostring(v))
+  end
+  return "  " .. table.concat(parts, "  ")
+end
+
+function Bar:line(i, info)
+  local elapsed = util.now() - self.t0
+  local rate = elapsed > 0 and i / elapsed or 0
+  local eta = rate > 0 and (self.total - i) / rate or math.huge
+  local frac = self.total > 0 and i / self.total or 1
+  local prefix = self.label ~= "" and (self.label .. " ") or ""
+  if self.tty then
+    local width = 24
+    local fill = math.floor(frac * width + 0.5)
+    return ("\r%s[%s%s] %3d%% %d/%d  %.1f it/s  ETA %s%s\27[K"):format(prefix, ("#"):rep(fill),
+      ("."):rep(width - fill), math.floor(frac * 100), i, self.total, rate, hms(eta), extras(info))
+  end
+  return ("%s%d/%d (%d%%)  %.1f it/s  elapsed %s  ETA %s%s\n"):format(prefix, i, self.total,
+    math.floor(frac * 100), rate, hms(elapsed), hms(eta), extras(info))
+end
+
+-- Reports that i of total are done; info: a few numbers to show (loss, ...).
+function Bar:update(i, info)
+  if self.tty then
+    local now = util.now()
+    if now - self.last_draw < 0.1 and i < self.total then return end
+    self.last_draw = now
+    self.out:write(self:line(i, info))
+    self.out:flush()
+  elseif i >= self.next_line or i >= self.total then
+    self.out:write(self:line(i, info))
+    self.out:flush()
+    self.next_line = i + math.max(1, math.ceil(self.total / 10))
+  end
+end
+
+function Bar:finish(info)
+  if self.done_ then return end
+  self.done_ = true
+  if self.tty then
+    self.out:write(self:line(self.total, info), "\n")
+    self.out:flush()
+  end
+end
+
+return M

@@ -1,0 +1,53 @@
+-- util.lua — the few libc calls the Lua layer needs (isatty, monotonic clock, mkdir, rename) and
+-- atomic file writes (temporary file in the same directory, then rename).
+local core = require "fisherflow.core"
+local ffi = core.ffi
+
+ffi.cdef [[
+int isatty(int fd);
+int mkdir(const char *path, unsigned int mode);
+int getpid(void);
+typedef struct ff_lua_timespec { long tv_sec; long tv_nsec; } ff_lua_timespec;
+int clock_gettime(int clk, ff_lua_timespec *ts);
+char *strerror(int errnum);
+]]
+local libc = ffi.C
+
+local M = {}
+
+function M.isatty(fd) return libc.isatty(fd) == 1 end
+
+local ts = ffi.new("ff_lua_timespec")
+function M.now()                     -- seconds, monotonic
+  libc.clock_gettime(1, ts)          -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+
+-- mkdir -p of the directory holding `path` (nothing for a bare file name).
+function M.ensure_parent(path)
+  local dir = path:match("^(.*)/[^/]*$")
+  if not dir or dir == "" then return end
+  local acc = dir:sub(1, 1) == "/" and "" or "."
+  for part in dir:gmatch("[^/]+") do
+    acc = acc .. "/" .. part
+    libc.mkdir(acc, tonumber("755", 8))   -- EEXIST is fine; a real failure shows at open()
+  end
+end
+
+-- Writes `text` to `path` atomically: readers see the old file or the new one.
+function M.write_atomic(path, text)
+  M.ensure_parent(path)
+  if core.has("ff_io_write_atomic") then
+    core.check(core.C.ff_io_write_atomic(path, text, #text))
+    return
+  end
+  local tmp = ("%s.tmp.%d"):format(path, libc.getpid())
+  local f, err = io.open(tmp, "wb")
+  if not f then core.raise("cannot write " .. path .. ": " .. tostring(err)) end
+  f:write(text)
+  f:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then os.remove(tmp); core.raise("cannot write " .. path .. ": " .. tostring(rerr)) end
+end
+
+return M
