@@ -43,6 +43,8 @@ typedef struct ff_flow_config {
     uint64_t        seed;             /* init, t, x0, coupling, sampling: one seed, one run    */
 } ff_flow_config;
 
+/* Geometry "sphere", default plugins, AdamW (lr 1e-3, weight decay 0), constant lr, grad_clip 1.0
+ * (the paper's toy run), no EMA, no label smoothing, seed 0. The caller sets space. */
 ff_flow_config ff_flow_default_config(void);
 
 ff_status ff_flow_new (ff_flow_t **out, const ff_flow_config *cfg);
@@ -63,8 +65,13 @@ typedef struct ff_step_stats {
 ff_status ff_flow_step(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x0,
                        const ff_tensor_t *cond, ff_step_stats *stats);
 
-/* Loss on a batch without updating anything (validation), same draws as a step would make. */
+/* Loss on a batch without updating anything (validation), same draws as a step would make, taken
+ * from a separate validation stream so that evaluating never changes the training sequence. */
 ff_status ff_flow_eval_loss(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *cond, double *loss);
+
+/* The times t [n] drawn by the latest step or eval (borrowed, valid until the next call that changes
+ * the batch size); NULL before the first. For tests and diagnostics. */
+const ff_tensor_t *ff_flow_last_t(const ff_flow_t *f);
 
 typedef struct ff_sample_opts {
     const char *stepper;      /* "euler" (default: the paper's Riemannian Euler) or a GSL stepper */
@@ -96,7 +103,7 @@ const ff_flow_config *ff_flow_config_of(const ff_flow_t *f);
 ff_params_t *ff_flow_params(ff_flow_t *f);
 ff_optim_t  *ff_flow_optim (ff_flow_t *f);
 ff_ema_t    *ff_flow_ema   (ff_flow_t *f);          /* NULL without EMA */
-ff_rng_t    *ff_flow_rng   (ff_flow_t *f);
+ff_rng_t    *ff_flow_rng   (ff_flow_t *f);          /* the training stream (t, x0, coupling draws) */
 int64_t      ff_flow_steps (const ff_flow_t *f);
 void         ff_flow_set_steps(ff_flow_t *f, int64_t steps);   /* for resume */
 

@@ -1,0 +1,559 @@
+/* test_flow.c — the flow object: one step equals the formula of MATH.md "Training" recomputed by hand,
+ * training lowers the loss, determinism, NaN handling, sampling on the simplex with every stepper,
+ * a trained toy samples the right vertices, and the log-density of a zero field equals the source's
+ * density mapped to the simplex (Dirichlet(1/2) in closed form). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fisherflow/fisherflow.h>
+#include "ff_test.h"
+
+static ff_options *opts_ints(const char *const *keys, const int64_t *vals) {
+    ff_options *o = NULL;
+    ff_options_new(&o);
+    for (int i = 0; keys[i]; i++) ff_options_set_int(o, keys[i], vals[i]);
+    return o;
+}
+
+/* A small bmlp flow on (Delta^d)^k. */
+static ff_flow_t *small_flow(int64_t k, int64_t d, int64_t hidden, int64_t depth, const char *coupler,
+                             const char *geometry, uint64_t seed, ff_options **net_opts_out) {
+    ff_flow_config c = ff_flow_default_config();
+    c.space = (ff_space){ k, d, 0, 0 };
+    c.seed = seed;
+    c.coupler.name = coupler;
+    if (geometry) c.geometry = geometry;
+    ff_options *no = opts_ints((const char *[]){ "hidden", "depth", "emb", NULL },
+                               (int64_t[]){ hidden, depth, 8 });
+    c.network.opts = no;
+    ff_flow_t *f = NULL;
+    ff_status s = ff_flow_new(&f, &c);
+    FF_EXPECT(s == FF_OK, "ff_flow_new: %s", ff_last_error());
+    if (net_opts_out) *net_opts_out = no;
+    else ff_options_free(no);
+    return f;
+}
+
+/* n one-hot rows [n, k, d+1]: symbol of row i, position j = pick(i, j). */
+static ff_tensor_t *one_hot(int64_t n, int64_t k, int64_t d, int (*pick)(int64_t, int64_t)) {
+    ff_tensor_t *x = NULL;
+    ff_tensor_new3(&x, n, k, d + 1);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < k; j++) x->data[(i * k + j) * (d + 1) + pick(i, j)] = 1.0f;
+    return x;
+}
+static int pick_mod(int64_t i, int64_t j) { return (int)((i * 7 + j * 3 + (i * i) % 5) % 3); }
+static int pick_v2(int64_t i, int64_t j) { (void)i; (void)j; return 2; }
+static int pick_01(int64_t i, int64_t j) { (void)j; return (int)(i % 2); }
+
+static void fill_sphere(ff_tensor_t *x, ff_rng_t *r) {
+    int64_t m = x->shape[x->ndim - 1], rows = ff_tensor_numel(x) / m;
+    for (int64_t i = 0; i < rows; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < m; j++) { double z = fabs(ff_rng_normal(r)); x->data[i * m + j] = (float)z; s += z * z; }
+        for (int64_t j = 0; j < m; j++) x->data[i * m + j] = (float)(x->data[i * m + j] / sqrt(s));
+    }
+}
+
+/* Rows [i0, i0+b) of a dataset as a batch tensor (copy). */
+static void take_rows(ff_tensor_t *dst, const ff_tensor_t *src, int64_t i0) {
+    int64_t row = src->shape[1] * src->shape[2], n = src->shape[0];
+    for (int64_t i = 0; i < dst->shape[0]; i++)
+        memcpy(dst->data + i * row, src->data + ((i0 + i) % n) * row, (size_t)row * sizeof(float));
+}
+
+/* ---- one step against the formula -------------------------------------------------------------- */
+
+static double leaky(double a, double s) { return a > 0 ? a : s * a; }
+
+/* Recompute MATH.md's loss in double: x1 = sqrt(p1), slerp x_t, u_t (closed forms with sin), a
+ * depth-3 bmlp from the named parameters, tangent projection, squared error, batch mean. */
+static double hand_loss(ff_params_t *P, const float *pdata0, const ff_tensor_t *p1, const ff_tensor_t *x0,
+                        const ff_tensor_t *t, int64_t k, int64_t d, int64_t H, int64_t E) {
+    int64_t n = p1->shape[0], m = d + 1, D = k * m;
+    /* parameter values as they were before the step: offsets into the saved flat block */
+    float *base = ff_params_data(P);
+#define PRM(name) (pdata0 + (ff_params_find(P, name)->data - base))
+    const float *tw = PRM("net.temb.weight"), *tb = PRM("net.temb.bias");
+    const float *w0 = PRM("net.block0.weight"), *b0 = PRM("net.block0.bias");
+    const float *w1 = PRM("net.block1.weight"), *b1 = PRM("net.block1.bias");
+    const float *w2 = PRM("net.block2.weight"), *b2 = PRM("net.block2.bias");
+#undef PRM
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double ti = t->data[i], xt[64], ut[64], in[64 + 64], h0[64], h1[64], v[64], e[16];
+        for (int64_t j = 0; j < k; j++) {
+            const float *a = x0->data + (i * k + j) * m, *pp = p1->data + (i * k + j) * m;
+            double b[16], dot = 0;
+            for (int64_t c = 0; c < m; c++) { b[c] = sqrt((double)pp[c]); dot += a[c] * b[c]; }
+            double th = acos(fmin(1.0, fmax(-1.0, dot)));
+            for (int64_t c = 0; c < m; c++) {
+                xt[j * m + c] = (sin((1 - ti) * th) * a[c] + sin(ti * th) * b[c]) / sin(th);
+                ut[j * m + c] = th * (cos(ti * th) * b[c] - cos((1 - ti) * th) * a[c]) / sin(th);
+            }
+        }
+        for (int64_t q = 0; q < E; q++) e[q] = tw[q] * ti + tb[q];
+        for (int64_t c = 0; c < D; c++) in[c] = xt[c];
+        for (int64_t q = 0; q < E; q++) in[D + q] = e[q];
+        for (int64_t o = 0; o < H; o++) {
+            double s = b0[o];
+            for (int64_t c = 0; c < D + E; c++) s += w0[o * (D + E) + c] * in[c];
+            h0[o] = leaky(s, 0.01);
+        }
+        for (int64_t q = 0; q < E; q++) h0[H + q] = e[q];
+        for (int64_t o = 0; o < H; o++) {
+            double s = b1[o];
+            for (int64_t c = 0; c < H + E; c++) s += w1[o * (H + E) + c] * h0[c];
+            h1[o] = h0[o] + leaky(s, 0.01);
+        }
+        for (int64_t q = 0; q < E; q++) h1[H + q] = e[q];
+        for (int64_t o = 0; o < D; o++) {
+            double s = b2[o];
+            for (int64_t c = 0; c < H + E; c++) s += w2[o * (H + E) + c] * h1[c];
+            v[o] = s;
+        }
+        for (int64_t j = 0; j < k; j++) {
+            double dot = 0;
+            for (int64_t c = 0; c < m; c++) dot += xt[j * m + c] * v[j * m + c];
+            for (int64_t c = 0; c < m; c++) {
+                double r = v[j * m + c] - dot * xt[j * m + c] - ut[j * m + c];
+                total += r * r;
+            }
+        }
+    }
+    return total / n;
+}
+
+static void one_step_case(double smoothing) {
+    const int64_t k = 2, d = 2, H = 6, E = 8, n = 5;
+    ff_flow_config c = ff_flow_default_config();
+    c.space = (ff_space){ k, d, 0, 0 };
+    c.seed = 11;
+    c.coupler.name = "independent";
+    c.label_smoothing = (float)smoothing;
+    ff_options *no = opts_ints((const char *[]){ "hidden", "depth", "emb", NULL }, (int64_t[]){ H, 3, E });
+    c.network.opts = no;
+    ff_flow_t *f = NULL;
+    FF_EXPECT(ff_flow_new(&f, &c) == FF_OK, "%s", ff_last_error());
+    ff_options_free(no);
+    if (!f) return;
+    ff_tensor_t *x1 = one_hot(n, k, d, pick_mod), *x0 = NULL, *p1 = NULL;
+    ff_tensor_new3(&x0, n, k, d + 1);
+    ff_tensor_clone(&p1, x1);
+    ff_rng_t r;
+    ff_rng_seed(&r, 3);
+    fill_sphere(x0, &r);
+    for (int64_t i = 0; i < ff_tensor_numel(p1); i += d + 1)          /* smoothing by hand */
+        for (int64_t c2 = 0; c2 <= d; c2++)
+            p1->data[i + c2] = p1->data[i + c2] == 1.0f ? (float)(1 - smoothing) : (float)(smoothing / d);
+    ff_params_t *P = ff_flow_params(f);
+    int64_t np = ff_params_numel(P);
+    float *before = malloc((size_t)np * sizeof *before);
+    memcpy(before, ff_params_data(P), (size_t)np * sizeof *before);
+    ff_step_stats st;
+    FF_EXPECT(ff_flow_step(f, x1, x0, NULL, &st) == FF_OK, "%s", ff_last_error());
+    const ff_tensor_t *t = ff_flow_last_t(f);
+    FF_EXPECT(t && t->shape[0] == n);
+    if (t) {
+        double want = hand_loss(P, before, p1, x0, t, k, d, H, E);
+        FF_EXPECT_NEAR(st.loss, want, 2e-5 * fabs(want) + 1e-6);
+        printf("  smoothing %.2f: step loss %.9g, by hand %.9g\n", smoothing, st.loss, want);
+    }
+    FF_EXPECT(st.step == 1 && ff_flow_steps(f) == 1);
+    FF_EXPECT(memcmp(before, ff_params_data(P), (size_t)np * sizeof *before) != 0, "the step changed nothing");
+    FF_EXPECT(st.grad_norm > 0 && isfinite(st.grad_norm));
+    FF_EXPECT_NEAR(st.lr, 1e-3, 1e-9);
+    free(before);
+    ff_tensor_free(x1); ff_tensor_free(x0); ff_tensor_free(p1);
+    ff_flow_free(f);
+}
+
+FF_TEST(one_step_equals_formula) {
+    one_step_case(0.0);
+    one_step_case(0.1);
+}
+
+/* ---- training --------------------------------------------------------------------------------- */
+
+FF_TEST(loss_falls) {
+    /* k=1, d=2: 512 fixed one-hot points (symbols 0,1,2 in a fixed pattern), batch 64, 400 steps. */
+    ff_flow_t *f = small_flow(1, 2, 64, 3, "exact_ot", NULL, 5, NULL);
+    if (!f) return;
+    ff_tensor_t *data = one_hot(512, 1, 2, pick_mod), *b = NULL;
+    ff_tensor_new3(&b, 64, 1, 3);
+    double first = 0, last = 0;
+    ff_step_stats st;
+    for (int s = 0; s < 400; s++) {
+        take_rows(b, data, (int64_t)s * 64);
+        FF_EXPECT(ff_flow_step(f, b, NULL, NULL, &st) == FF_OK, "%s", ff_last_error());
+        if (s < 25) first += st.loss / 25;
+        if (s >= 375) last += st.loss / 25;
+    }
+    printf("  mean loss steps 1-25: %.4f, steps 376-400: %.4f (ratio %.3f)\n", first, last, last / first);
+    FF_EXPECT(last < 0.6 * first, "loss %.4f -> %.4f did not fall by 40%%", first, last);
+    double ev = 0;
+    FF_EXPECT(ff_flow_eval_loss(f, b, NULL, &ev) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ev < first, "eval loss %.4f", ev);
+    ff_tensor_free(data); ff_tensor_free(b);
+    ff_flow_free(f);
+}
+
+FF_TEST(determinism) {
+    ff_flow_t *a = small_flow(2, 3, 16, 3, "exact_ot", NULL, 42, NULL);
+    ff_flow_t *b = small_flow(2, 3, 16, 3, "exact_ot", NULL, 42, NULL);
+    ff_flow_t *c = small_flow(2, 3, 16, 3, "exact_ot", NULL, 43, NULL);
+    if (!a || !b || !c) return;
+    ff_tensor_t *data = one_hot(64, 2, 3, pick_mod), *x = NULL;
+    ff_tensor_new3(&x, 32, 2, 4);
+    int same = 1, differs = 0;
+    for (int s = 0; s < 20; s++) {
+        ff_step_stats sa, sb, sc;
+        take_rows(x, data, s * 32);
+        FF_EXPECT(ff_flow_step(a, x, NULL, NULL, &sa) == FF_OK, "%s", ff_last_error());
+        FF_EXPECT(ff_flow_step(b, x, NULL, NULL, &sb) == FF_OK, "%s", ff_last_error());
+        FF_EXPECT(ff_flow_step(c, x, NULL, NULL, &sc) == FF_OK, "%s", ff_last_error());
+        if (memcmp(&sa.loss, &sb.loss, sizeof(double)) != 0) same = 0;
+        if (sa.loss != sc.loss) differs = 1;
+    }
+    FF_EXPECT(same, "same seed, different losses");
+    FF_EXPECT(differs, "different seeds gave identical losses");
+    int64_t np = ff_params_numel(ff_flow_params(a));
+    FF_EXPECT(memcmp(ff_params_data(ff_flow_params(a)), ff_params_data(ff_flow_params(b)),
+                     (size_t)np * sizeof(float)) == 0, "parameters differ");
+    /* sampling is reproducible too */
+    ff_tensor_t *sa = NULL, *sb = NULL;
+    ff_tensor_new3(&sa, 10, 2, 4);
+    ff_tensor_new3(&sb, 10, 2, 4);
+    ff_sample_opts so = ff_flow_default_sample_opts();
+    so.steps = 10;
+    FF_EXPECT(ff_flow_sample(a, sa, NULL, NULL, &so, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_sample(b, sb, NULL, NULL, &so, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(memcmp(sa->data, sb->data, 80 * sizeof(float)) == 0);
+    ff_tensor_free(sa); ff_tensor_free(sb);
+    ff_tensor_free(data); ff_tensor_free(x);
+    ff_flow_free(a); ff_flow_free(b); ff_flow_free(c);
+}
+
+FF_TEST(nan_is_refused_and_parameters_kept) {
+    ff_flow_t *f = small_flow(1, 2, 8, 2, "independent", NULL, 1, NULL);
+    if (!f) return;
+    ff_tensor_t *x = one_hot(16, 1, 2, pick_mod);
+    for (int s = 0; s < 3; s++) FF_EXPECT(ff_flow_step(f, x, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    ff_params_t *P = ff_flow_params(f);
+    int64_t np = ff_params_numel(P);
+    float *before = malloc((size_t)np * sizeof *before);
+    memcpy(before, ff_params_data(P), (size_t)np * sizeof *before);
+    x->data[7] = NAN;
+    FF_EXPECT_ERROR(ff_flow_step(f, x, NULL, NULL, NULL), FF_ENUMERIC, "step 4");
+    FF_EXPECT(strstr(ff_last_error(), "NaN") != NULL, "%s", ff_last_error());
+    FF_EXPECT(memcmp(before, ff_params_data(P), (size_t)np * sizeof *before) == 0, "parameters changed");
+    FF_EXPECT(ff_flow_steps(f) == 3);
+    x->data[7] = 0.0f;
+    /* a non-finite parameter makes the loss NaN: refused before any update, parameters as they were */
+    ff_tensor_t *w = ff_params_find(P, "net.block0.weight");
+    w->data[0] = NAN;
+    memcpy(before, ff_params_data(P), (size_t)np * sizeof *before);
+    FF_EXPECT_ERROR(ff_flow_step(f, x, NULL, NULL, NULL), FF_ENUMERIC, "step 4: loss is NaN (last good parameters kept)");
+    FF_EXPECT(memcmp(before, ff_params_data(P), (size_t)np * sizeof *before) == 0, "parameters changed");
+    w->data[0] = 0.0f;
+    FF_EXPECT(ff_flow_step(f, x, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_steps(f) == 4);
+    free(before);
+    ff_tensor_free(x);
+    ff_flow_free(f);
+}
+
+FF_TEST(bad_arguments) {
+    ff_flow_t *f = small_flow(2, 2, 8, 2, "independent", NULL, 1, NULL);
+    if (!f) return;
+    ff_tensor_t *x = one_hot(4, 1, 2, pick_mod), *cond = NULL;
+    FF_EXPECT_ERROR(ff_flow_step(f, x, NULL, NULL, NULL), FF_ESHAPE, "x1 is [4,1,3], expected [n, 2, 3]");
+    ff_tensor_free(x);
+    x = one_hot(4, 2, 2, pick_mod);
+    ff_tensor_new1(&cond, 4);
+    FF_EXPECT_ERROR(ff_flow_step(f, x, NULL, cond, NULL), FF_EINVAL, "cond given but the space has no condition");
+    ff_tensor_t *x0 = NULL;
+    ff_tensor_new3(&x0, 3, 2, 3);
+    FF_EXPECT_ERROR(ff_flow_step(f, x, x0, NULL, NULL), FF_ESHAPE, "x0 has 3 rows, expected 4");
+    ff_tensor_free(x0);
+    x->data[0] = -0.5f; x->data[1] = 1.5f;
+    FF_EXPECT(ff_flow_step(f, x, NULL, NULL, NULL) == FF_EINVAL, "negative probabilities accepted");
+    FF_EXPECT(ff_flow_steps(f) == 0);
+    ff_tensor_free(x); ff_tensor_free(cond);
+    ff_flow_free(f);
+    /* configuration errors */
+    ff_flow_config c = ff_flow_default_config();
+    c.space = (ff_space){ 1, 2, 0, 0 };
+    c.geometry = "torus";
+    FF_EXPECT(ff_flow_new(&f, &c) == FF_EINVAL && f == NULL);
+    FF_EXPECT(strstr(ff_last_error(), "torus") != NULL, "%s", ff_last_error());
+    c.geometry = NULL;
+    c.network.name = "nonet";
+    FF_EXPECT(ff_flow_new(&f, &c) != FF_OK && f == NULL);
+    FF_EXPECT(strstr(ff_last_error(), "nonet") != NULL, "%s", ff_last_error());
+    c.network.name = NULL;
+    c.space.d = 0;
+    FF_EXPECT_ERROR(ff_flow_new(&f, &c), FF_EINVAL, "d >= 1");
+}
+
+FF_TEST(condition_passes_through) {
+    ff_flow_config c = ff_flow_default_config();
+    c.space = (ff_space){ 1, 2, 2, 0 };   /* two classes */
+    c.seed = 8;
+    ff_options *no = opts_ints((const char *[]){ "hidden", "depth", "emb", NULL }, (int64_t[]){ 32, 3, 8 });
+    c.network.opts = no;
+    ff_flow_t *f = NULL;
+    FF_EXPECT(ff_flow_new(&f, &c) == FF_OK, "%s", ff_last_error());
+    ff_options_free(no);
+    if (!f) return;
+    /* class 0 -> vertex 0, class 1 -> vertex 1 */
+    ff_tensor_t *x = one_hot(64, 1, 2, pick_01), *cond = NULL;
+    ff_tensor_new1(&cond, 64);
+    for (int i = 0; i < 64; i++) cond->data[i] = (float)(i % 2);
+    FF_EXPECT_ERROR(ff_flow_step(f, x, NULL, NULL, NULL), FF_EINVAL, "cond_classes 2 but cond is NULL");
+    cond->data[5] = 2;
+    FF_EXPECT_ERROR(ff_flow_step(f, x, NULL, cond, NULL), FF_EINVAL, "cond[5] = 2 is not a class id");
+    cond->data[5] = 1;
+    for (int s = 0; s < 300; s++) FF_EXPECT(ff_flow_step(f, x, NULL, cond, NULL) == FF_OK, "%s", ff_last_error());
+    ff_tensor_t *out = NULL, *tok = NULL;
+    ff_tensor_new3(&out, 64, 1, 3);
+    ff_tensor_new2(&tok, 64, 1);
+    FF_EXPECT(ff_flow_sample(f, out, NULL, cond, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_decode(f, out, tok) == FF_OK, "%s", ff_last_error());
+    int right = 0;
+    for (int i = 0; i < 64; i++) right += tok->data[i] == cond->data[i];
+    printf("  conditional samples on their class's vertex: %d / 64\n", right);
+    FF_EXPECT(right >= 58, "%d / 64", right);
+    ff_tensor_free(x); ff_tensor_free(cond); ff_tensor_free(out); ff_tensor_free(tok);
+    ff_flow_free(f);
+}
+
+/* ---- sampling ---------------------------------------------------------------------------------- */
+
+static void expect_on_simplex(const ff_tensor_t *p, const char *what) {
+    int64_t m = p->shape[2], rows = ff_tensor_numel(p) / m;
+    double worst = 0, mn = 1;
+    for (int64_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (int64_t c = 0; c < m; c++) { s += p->data[r * m + c]; mn = fmin(mn, p->data[r * m + c]); }
+        worst = fmax(worst, fabs(s - 1));
+    }
+    FF_EXPECT(worst < 1e-5 && mn >= 0, "%s: max |sum - 1| %g, min %g", what, worst, mn);
+}
+
+FF_TEST(sample_on_simplex_every_stepper) {
+    const char *geoms[] = { "sphere", "simplex", "linear" };
+    for (int g = 0; g < 3; g++) {
+        ff_flow_t *f = small_flow(2, 3, 16, 3, "independent", geoms[g], 4, NULL);
+        if (!f) continue;
+        ff_tensor_t *x = one_hot(32, 2, 3, pick_mod), *out = NULL, *out2 = NULL, *x0 = NULL;
+        for (int s = 0; s < 20; s++) FF_EXPECT(ff_flow_step(f, x, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+        ff_tensor_new3(&out, 37, 2, 4);
+        ff_tensor_new3(&out2, 37, 2, 4);
+        ff_tensor_new3(&x0, 37, 2, 4);
+        ff_rng_t r;
+        ff_rng_seed(&r, 12);
+        fill_sphere(x0, &r);
+        for (const char *const *st = ff_ode_steppers(); *st; st++) {
+            ff_sample_opts so = ff_flow_default_sample_opts();
+            so.stepper = *st;
+            so.steps = 25;
+            if (strcmp(*st, "msadams") == 0) so.eps_abs = so.eps_rel = 1e-5;   /* adaptive only */
+            ff_sample_stats ss = { 0, 0 };
+            FF_EXPECT(ff_flow_sample(f, out, NULL, NULL, &so, &ss) == FF_OK, "%s %s: %s", geoms[g], *st, ff_last_error());
+            char what[64];
+            snprintf(what, sizeof what, "%s/%s", geoms[g], *st);
+            expect_on_simplex(out, what);
+            FF_EXPECT(ss.nfe >= 10, "%s: nfe %lld", what, (long long)ss.nfe);
+            /* chunking does not change the result (given starts) */
+            so.batch = 8;
+            FF_EXPECT(ff_flow_sample(f, out, x0, NULL, &so, &ss) == FF_OK, "%s", ff_last_error());
+            so.batch = 0;
+            FF_EXPECT(ff_flow_sample(f, out2, x0, NULL, &so, &ss) == FF_OK, "%s", ff_last_error());
+            double dmax = 0;
+            for (int64_t i = 0; i < ff_tensor_numel(out); i++) dmax = fmax(dmax, fabs(out->data[i] - out2->data[i]));
+            /* Rows are independent, but BLAS may round a row differently inside batches of other
+             * sizes (1e-8), and an adaptive stepper controls the error of the whole chunk, so its
+             * steps depend on the chunk (differences of the order of eps). The simplex geometry's
+             * Euler step switches rule at p_i = 1e-8 (geometry.h), which turns 1e-8 into O(0.1):
+             * there only the simplex constraints are checked. */
+            double tol = so.eps_abs > 0 ? 1e-3 : 1e-5;
+            if (strcmp(geoms[g], "simplex") != 0)
+                FF_EXPECT(dmax < tol, "%s: chunked vs whole differ by %g", what, dmax);
+            expect_on_simplex(out2, what);
+            if (strcmp(*st, "rkf45") == 0) {    /* adaptive */
+                so.eps_abs = 1e-5; so.eps_rel = 1e-5;
+                FF_EXPECT(ff_flow_sample(f, out, NULL, NULL, &so, &ss) == FF_OK, "%s adaptive: %s", what, ff_last_error());
+                expect_on_simplex(out, "adaptive rkf45");
+            }
+        }
+        ff_tensor_free(x); ff_tensor_free(out); ff_tensor_free(out2); ff_tensor_free(x0);
+        ff_flow_free(f);
+    }
+}
+
+static void train_toy(ff_flow_t *f, int (*pick)(int64_t, int64_t), int steps) {
+    ff_tensor_t *x = one_hot(128, 1, 2, pick);
+    for (int s = 0; s < steps; s++) FF_EXPECT(ff_flow_step(f, x, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    ff_tensor_free(x);
+}
+
+FF_TEST(trained_toy_samples_right_vertex) {
+    ff_tensor_t *out = NULL, *tok = NULL;
+    ff_tensor_new3(&out, 400, 1, 3);
+    ff_tensor_new2(&tok, 400, 1);
+    /* a single vertex */
+    ff_flow_t *f = small_flow(1, 2, 64, 3, "exact_ot", NULL, 21, NULL);
+    if (!f) return;
+    train_toy(f, pick_v2, 300);
+    FF_EXPECT(ff_flow_sample(f, out, NULL, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_decode(f, out, tok) == FF_OK, "%s", ff_last_error());
+    int c2 = 0;
+    for (int i = 0; i < 400; i++) c2 += tok->data[i] == 2;
+    printf("  single vertex: %d / 400 samples decode to it\n", c2);
+    FF_EXPECT(c2 >= 380, "%d / 400", c2);
+    ff_flow_free(f);
+    /* two vertices, equal weights */
+    f = small_flow(1, 2, 64, 3, "exact_ot", NULL, 22, NULL);
+    if (!f) return;
+    train_toy(f, pick_01, 600);
+    FF_EXPECT(ff_flow_sample(f, out, NULL, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_decode(f, out, tok) == FF_OK, "%s", ff_last_error());
+    int c[3] = { 0, 0, 0 };
+    for (int i = 0; i < 400; i++) c[(int)tok->data[i]]++;
+    printf("  two-vertex mixture: counts %d / %d / %d\n", c[0], c[1], c[2]);
+    FF_EXPECT(c[0] + c[1] >= 360, "%d + %d of 400", c[0], c[1]);
+    FF_EXPECT(c[0] >= 120 && c[1] >= 120, "%d vs %d", c[0], c[1]);
+    ff_flow_free(f);
+    ff_tensor_free(out); ff_tensor_free(tok);
+}
+
+FF_TEST(ema_used_for_sampling) {
+    ff_flow_config c = ff_flow_default_config();
+    c.space = (ff_space){ 1, 2, 0, 0 };
+    c.seed = 3;
+    c.ema_decay = 0.9f;
+    ff_options *no = opts_ints((const char *[]){ "hidden", "depth", "emb", NULL }, (int64_t[]){ 16, 3, 8 });
+    c.network.opts = no;
+    ff_flow_t *fe = NULL, *fp = NULL;
+    FF_EXPECT(ff_flow_new(&fe, &c) == FF_OK, "%s", ff_last_error());
+    c.ema_decay = 0;
+    FF_EXPECT(ff_flow_new(&fp, &c) == FF_OK, "%s", ff_last_error());
+    ff_options_free(no);
+    if (!fe || !fp) return;
+    FF_EXPECT(ff_flow_ema(fe) != NULL && ff_flow_ema(fp) == NULL);
+    train_toy(fe, pick_mod, 30);
+    train_toy(fp, pick_mod, 30);
+    ff_params_t *P = ff_flow_params(fe);
+    int64_t np = ff_params_numel(P);
+    FF_EXPECT(memcmp(ff_params_data(P), ff_params_data(ff_flow_params(fp)), (size_t)np * sizeof(float)) == 0,
+              "EMA changed the live training");
+    float *live = malloc((size_t)np * sizeof *live);
+    memcpy(live, ff_params_data(P), (size_t)np * sizeof *live);
+    ff_tensor_t *x0 = NULL, *a = NULL, *b = NULL;
+    ff_tensor_new3(&x0, 20, 1, 3);
+    ff_tensor_new3(&a, 20, 1, 3);
+    ff_tensor_new3(&b, 20, 1, 3);
+    ff_rng_t r;
+    ff_rng_seed(&r, 1);
+    fill_sphere(x0, &r);
+    FF_EXPECT(ff_flow_sample(fe, a, x0, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_sample(fp, b, x0, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(memcmp(live, ff_params_data(P), (size_t)np * sizeof *live) == 0, "live weights not restored");
+    double dmax = 0;
+    for (int i = 0; i < 60; i++) dmax = fmax(dmax, fabs(a->data[i] - b->data[i]));
+    FF_EXPECT(dmax > 1e-4, "EMA and live weights sample the same (%g)", dmax);
+    /* the EMA sample equals sampling the no-EMA flow after loading the averaged weights into it */
+    memcpy(ff_params_data(ff_flow_params(fp)), ff_ema_data(ff_flow_ema(fe)), (size_t)np * sizeof(float));
+    FF_EXPECT(ff_flow_sample(fp, b, x0, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(memcmp(a->data, b->data, 60 * sizeof(float)) == 0, "EMA sample is not the averaged weights' sample");
+    free(live);
+    ff_tensor_free(x0); ff_tensor_free(a); ff_tensor_free(b);
+    ff_flow_free(fe); ff_flow_free(fp);
+}
+
+/* ---- likelihood -------------------------------------------------------------------------------- */
+
+FF_TEST(log_prob_of_zero_field_is_source_density) {
+    /* With the last layer zeroed the field vanishes, so the model is the uniform orthant source,
+     * which is Dirichlet(1/2, ..., 1/2) on each position's simplex: log density
+     * lgamma((d+1)/2) - (d+1) lgamma(1/2) - 1/2 sum_i log p_i, summed over positions. */
+    const int64_t k = 2, d = 2, n = 6;
+    ff_flow_t *f = small_flow(k, d, 8, 3, "independent", NULL, 2, NULL);
+    if (!f) return;
+    ff_params_t *P = ff_flow_params(f);
+    ff_tensor_fill(ff_params_find(P, "net.block2.weight"), 0.0f);
+    ff_tensor_fill(ff_params_find(P, "net.block2.bias"), 0.0f);
+    ff_tensor_t *p = NULL, *lp = NULL;
+    ff_tensor_new3(&p, n, k, d + 1);
+    ff_tensor_new1(&lp, n);
+    ff_rng_t r;
+    ff_rng_seed(&r, 17);
+    for (int64_t i = 0; i < n * k; i++) {
+        double g[3], s = 0;
+        for (int c = 0; c < 3; c++) { g[c] = ff_rng_gamma(&r, 2.0); s += g[c]; }
+        for (int c = 0; c < 3; c++) p->data[i * 3 + c] = (float)(g[c] / s);
+    }
+    const char *est[] = { "exact", "hutchinson" };
+    for (int e = 0; e < 2; e++) {
+        ff_logprob_opts lo = ff_flow_default_logprob_opts();
+        lo.steps = 5;
+        lo.estimator = est[e];
+        FF_EXPECT(ff_flow_log_prob(f, p, NULL, &lo, lp) == FF_OK, "%s: %s", est[e], ff_last_error());
+        for (int64_t i = 0; i < n; i++) {
+            double want = 0;
+            for (int64_t j = 0; j < k; j++) {
+                want += lgamma((d + 1) / 2.0) - (d + 1) * lgamma(0.5);
+                for (int c = 0; c <= d; c++) want -= 0.5 * log((double)p->data[(i * k + j) * 3 + c]);
+            }
+            FF_EXPECT_NEAR(lp->data[i], want, 1e-4 * fabs(want) + 1e-4);
+        }
+    }
+    ff_tensor_free(p); ff_tensor_free(lp);
+    ff_flow_free(f);
+    /* other geometries have no log_prob */
+    f = small_flow(1, 2, 8, 2, "independent", "linear", 2, NULL);
+    ff_tensor_t *q = one_hot(2, 1, 2, pick_mod), *o = NULL;
+    ff_tensor_new1(&o, 2);
+    FF_EXPECT_ERROR(ff_flow_log_prob(f, q, NULL, NULL, o), FF_EINVAL, "log_prob needs geometry sphere");
+    ff_tensor_free(q); ff_tensor_free(o);
+    ff_flow_free(f);
+}
+
+FF_TEST(log_prob_trained_moves_toward_data) {
+    /* Train on Dirichlet(2, 2, 8) draws (a smooth density, log 2.82 at its mode (1/9, 1/9, 7/9) and
+     * -9.7 at (0.8, 0.1, 0.1)); the model's log density must rise above the source's at the mode
+     * (0.49 there) and sit far above its value near the empty vertex. */
+    ff_flow_t *f = small_flow(1, 2, 64, 3, "exact_ot", NULL, 9, NULL);
+    if (!f) return;
+    ff_tensor_t *data = NULL, *b = NULL;
+    ff_tensor_new3(&data, 4096, 1, 3);
+    ff_tensor_new3(&b, 128, 1, 3);
+    ff_rng_t r;
+    ff_rng_seed(&r, 99);
+    const double alpha[3] = { 2, 2, 8 };
+    for (int i = 0; i < 4096; i++) {
+        double g[3], s = 0;
+        for (int c = 0; c < 3; c++) { g[c] = ff_rng_gamma(&r, alpha[c]); s += g[c]; }
+        for (int c = 0; c < 3; c++) data->data[i * 3 + c] = (float)(g[c] / s);
+    }
+    for (int s = 0; s < 600; s++) {
+        take_rows(b, data, (int64_t)s * 128);
+        FF_EXPECT(ff_flow_step(f, b, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    }
+    ff_tensor_t *p = NULL, *lp = NULL;
+    ff_tensor_new3(&p, 2, 1, 3);
+    ff_tensor_new1(&lp, 2);
+    float mode[3] = { 1.0f / 9, 1.0f / 9, 7.0f / 9 }, far[3] = { 0.8f, 0.1f, 0.1f };
+    memcpy(p->data, mode, sizeof mode);
+    memcpy(p->data + 3, far, sizeof far);
+    FF_EXPECT(ff_flow_log_prob(f, p, NULL, NULL, lp) == FF_OK, "%s", ff_last_error());
+    double src = lgamma(1.5) - 3 * lgamma(0.5) - 0.5 * (2 * log(1.0 / 9) + log(7.0 / 9));
+    printf("  log density at the data mode: %.3f (source %.3f, data 2.824), at (0.8,0.1,0.1): %.3f (data -9.67)\n",
+           lp->data[0], src, lp->data[1]);
+    FF_EXPECT(lp->data[0] > src + 1.0 && lp->data[0] > lp->data[1] + 3.0, "%g %g", lp->data[0], lp->data[1]);
+    ff_tensor_free(p); ff_tensor_free(lp); ff_tensor_free(data); ff_tensor_free(b);
+    ff_flow_free(f);
+}
+
+FF_MAIN()
