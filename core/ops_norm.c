@@ -1,0 +1,126 @@
+/* ops_norm.c — per-row ops over the last axis: layer norm (PyTorch semantics: biased variance,
+ * eps inside the square root) and the sphere's tangent projection P_x(v) = v - <x,v> x (MATH.md).
+ */
+#include <math.h>
+#include <string.h>
+#include "tape_internal.h"
+
+/* ---- layer norm ------------------------------------------------------------------------------- */
+
+ff_tensor_t *ff_layer_norm(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *gamma, ff_tensor_t *beta, float eps) {
+    char s1[96], s2[96];
+    if (!ff_op_begin_opt(tp, "ff_layer_norm", 1, 3, x, gamma, beta)) return NULL;
+    if (x->ndim < 1)
+        return ff_op_fail(tp, FF_ESHAPE, "ff_layer_norm: x [%s] has no axis to normalise", FF_SHAPE(x, s1));
+    const int64_t C = x->shape[x->ndim - 1], R = ff_prod(x->shape, 0, x->ndim - 1);
+    ff_tensor_t *gb[2] = { gamma, beta };
+    for (int k = 0; k < 2; k++)
+        if (gb[k] && (gb[k]->ndim != 1 || gb[k]->shape[0] != C))
+            return ff_op_fail(tp, FF_ESHAPE, "ff_layer_norm: x [%s], %s [%s]: expected [%lld]", FF_SHAPE(x, s1),
+                              k ? "beta" : "gamma", FF_SHAPE(gb[k], s2), (long long)C);
+    if (!(eps >= 0.0f))
+        return ff_op_fail(tp, FF_EINVAL, "ff_layer_norm: eps = %g must be >= 0", (double)eps);
+    const float *xs = ff_op_contig(tp, x);
+    const float *gs = gamma ? ff_op_contig(tp, gamma) : NULL, *bs = beta ? ff_op_contig(tp, beta) : NULL;
+    ff_tensor_t *out = ff_op_out(tp, x->ndim, x->shape);
+    float *mean = ff_arena_floats(tp, R), *rstd = ff_arena_floats(tp, R);
+    if (!xs || !out || !mean || !rstd || (gamma && !gs) || (beta && !bs)) return NULL;
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = xs + r * C;
+        float *yr = out->data + r * C;
+        float m = 0, v = 0;
+        for (int64_t j = 0; j < C; j++) m += xr[j];
+        m = C > 0 ? m / (float)C : 0.0f;
+        for (int64_t j = 0; j < C; j++) { float d = xr[j] - m; v += d * d; }
+        v = C > 0 ? v / (float)C : 0.0f;
+        const float rs = 1.0f / sqrtf(v + eps);
+        mean[r] = m; rstd[r] = rs;
+        for (int64_t j = 0; j < C; j++) {
+            float h = (xr[j] - m) * rs;
+            if (gs) h *= gs[j];
+            if (bs) h += bs[j];
+            yr[j] = h;
+        }
+    }
+    ff_node_t *n = ff_node_new(tp, FF_OP_LAYER_NORM, out, 3, x, xs, gamma, gs, beta, bs);
+    if (n) { n->aux[0] = mean; n->aux[1] = rstd; n->i[0] = R; n->i[1] = C; }
+    return out;
+}
+
+void ff_bw_layer_norm(ff_tape_t *tp, ff_node_t *n) {
+    const int64_t R = n->i[0], C = n->i[1];
+    const float *xs = n->x[0], *gs = n->x[1], *g = n->g, *mean = n->aux[0], *rstd = n->aux[1];
+    float bx, bg, bb;
+    float *gx = ff_grad_buf(tp, n->in[0], &bx);
+    float *gg = n->in[1] ? ff_grad_buf(tp, n->in[1], &bg) : NULL;
+    float *gbeta = n->in[2] ? ff_grad_buf(tp, n->in[2], &bb) : NULL;
+    if (tp && ff_tape_status(tp) != FF_OK) return;
+    if (gg && bg == 0.0f) memset(gg, 0, (size_t)C * sizeof(float));
+    if (gbeta && bb == 0.0f) memset(gbeta, 0, (size_t)C * sizeof(float));
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = xs + r * C, *gr = g + r * C, m = mean[r], rs = rstd[r];
+        if (gg)    for (int64_t j = 0; j < C; j++) gg[j] += gr[j] * (xr[j] - m) * rs;
+        if (gbeta) for (int64_t j = 0; j < C; j++) gbeta[j] += gr[j];
+        if (!gx) continue;
+        /* dx = rstd * (dh - mean(dh) - h * mean(dh * h)), dh = g * gamma, h = (x - mean) * rstd */
+        float s1 = 0, s2 = 0;
+        for (int64_t j = 0; j < C; j++) {
+            float dh = gs ? gr[j] * gs[j] : gr[j], h = (xr[j] - m) * rs;
+            s1 += dh; s2 += dh * h;
+        }
+        s1 /= (float)C; s2 /= (float)C;
+        float *dr = gx + r * C;
+        for (int64_t j = 0; j < C; j++) {
+            float dh = gs ? gr[j] * gs[j] : gr[j], h = (xr[j] - m) * rs;
+            float d = rs * (dh - s1 - h * s2);
+            if (bx == 0.0f) dr[j] = d; else dr[j] += d;
+        }
+    }
+}
+
+/* ---- tangent projection on the sphere --------------------------------------------------------- */
+
+ff_tensor_t *ff_sphere_project(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *v) {
+    char s1[96], s2[96];
+    if (!ff_op_begin(tp, "ff_sphere_project", 2, x, v, NULL)) return NULL;
+    if (x->ndim < 1 || !ff_tensor_same_shape(x, v))
+        return ff_op_fail(tp, FF_ESHAPE, "ff_sphere_project: x [%s], v [%s]: shapes must be equal [.., d+1]",
+                          FF_SHAPE(x, s1), FF_SHAPE(v, s2));
+    const int64_t D = x->shape[x->ndim - 1], R = ff_prod(x->shape, 0, x->ndim - 1);
+    const float *xs = ff_op_contig(tp, x), *vs = ff_op_contig(tp, v);
+    ff_tensor_t *out = ff_op_out(tp, x->ndim, x->shape);
+    if (!xs || !vs || !out) return NULL;
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = xs + r * D, *vr = vs + r * D;
+        float *yr = out->data + r * D, d = 0;
+        for (int64_t j = 0; j < D; j++) d += xr[j] * vr[j];
+        for (int64_t j = 0; j < D; j++) yr[j] = vr[j] - d * xr[j];
+    }
+    ff_node_t *n = ff_node_new(tp, FF_OP_SPHERE_PROJECT, out, 2, x, xs, v, vs, NULL, NULL);
+    if (n) { n->i[0] = R; n->i[1] = D; }
+    return out;
+}
+
+/* dv = g - <x,g> x,  dx = -<x,v> g - <x,g> v */
+void ff_bw_sphere_project(ff_tape_t *tp, ff_node_t *n) {
+    const int64_t R = n->i[0], D = n->i[1];
+    const float *xs = n->x[0], *vs = n->x[1], *g = n->g;
+    float bx, bv;
+    float *gx = ff_grad_buf(tp, n->in[0], &bx);
+    float *gv = ff_grad_buf(tp, n->in[1], &bv);
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = xs + r * D, *vr = vs + r * D, *gr = g + r * D;
+        float xg = 0, xv = 0;          /* gx is written before gv: they may share a buffer (x == v) */
+        for (int64_t j = 0; j < D; j++) { xg += xr[j] * gr[j]; xv += xr[j] * vr[j]; }
+        if (gx) {
+            float *o = gx + r * D;
+            if (bx == 0.0f) for (int64_t j = 0; j < D; j++) o[j]  = -xv * gr[j] - xg * vr[j];
+            else            for (int64_t j = 0; j < D; j++) o[j] += -xv * gr[j] - xg * vr[j];
+        }
+        if (gv) {
+            float *o = gv + r * D;
+            if (bv == 0.0f) for (int64_t j = 0; j < D; j++) o[j]  = gr[j] - xg * xr[j];
+            else            for (int64_t j = 0; j < D; j++) o[j] += gr[j] - xg * xr[j];
+        }
+    }
+}

@@ -1,0 +1,353 @@
+/* tape.c — eager reverse-mode autodiff: a chunked bump arena reused across steps, the sticky
+ * error, generation checks, node recording and the reverse pass (tape.h, tape_internal.h).
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tape_internal.h"
+
+#define ARENA_ALIGN   64
+#define ARENA_MIN     ((size_t)1 << 20)
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t        cap, used;
+    unsigned char pad[ARENA_ALIGN - sizeof(void *) - 2 * sizeof(size_t)];
+    unsigned char data[];          /* 64-byte aligned: the chunk itself is                       */
+} chunk;
+
+struct ff_tape {
+    chunk     *head, *cur;         /* chunks are never freed before ff_tape_free: a step that fits */
+    size_t     capacity;           /* in what an earlier step used allocates nothing              */
+    ff_node_t *last;               /* most recent node; nodes link backwards                      */
+    ff_status  status;
+    char       msg[1024];          /* the first failure's message                                 */
+    uint32_t   gen;                /* unique over all tapes of the process                        */
+    uint32_t   pass;               /* backward pass counter (validates node->g)                   */
+    int        grad_enabled, training;
+    ff_rng_t  *rng;
+};
+
+const char *const ff_op_names[FF_OP_COUNT] = {
+#define NAME_(E, name, fn) name,
+    FF_OPS(NAME_)
+#undef NAME_
+};
+
+static const ff_backward_fn backward_table[FF_OP_COUNT] = {
+#define BW_(E, name, fn) ff_bw_##fn,
+    FF_OPS(BW_)
+#undef BW_
+};
+
+static atomic_uint gen_counter = 1;
+static uint32_t next_gen(void) {
+    uint32_t g = atomic_fetch_add(&gen_counter, 1);
+    return g ? g : atomic_fetch_add(&gen_counter, 1);   /* 0 means "not a temporary" */
+}
+
+/* ---- arena ------------------------------------------------------------------------------------ */
+
+static chunk *chunk_new(size_t cap) {
+    cap = (cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    chunk *c = aligned_alloc(ARENA_ALIGN, sizeof(chunk) + cap);
+    if (!c) return NULL;
+    c->next = NULL;
+    c->cap = cap;
+    c->used = 0;
+    return c;
+}
+
+void *ff_arena_alloc(ff_tape_t *tp, size_t bytes) {
+    if (tp->status != FF_OK) return NULL;
+    bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (bytes == 0) bytes = ARENA_ALIGN;
+    for (;;) {
+        chunk *c = tp->cur;
+        if (c->cap - c->used >= bytes) {
+            void *p = c->data + c->used;
+            c->used += bytes;
+            return p;
+        }
+        if (!c->next) break;
+        tp->cur = c->next;
+        tp->cur->used = 0;
+    }
+    size_t want = tp->capacity > bytes ? tp->capacity : bytes;   /* geometric growth */
+    chunk *c = chunk_new(want);
+    if (!c) {
+        ff_op_fail(tp, FF_ENOMEM, "ff_tape: cannot grow the arena by %zu bytes (capacity %zu)",
+                   want, tp->capacity);
+        return NULL;
+    }
+    tp->cur->next = c;
+    tp->cur = c;
+    tp->capacity += c->cap;
+    c->used = bytes;
+    return c->data;
+}
+
+float *ff_arena_floats(ff_tape_t *tp, int64_t n) {
+    return ff_arena_alloc(tp, (size_t)(n > 0 ? n : 1) * sizeof(float));
+}
+
+float *ff_arena_zfloats(ff_tape_t *tp, int64_t n) {
+    float *p = ff_arena_floats(tp, n);
+    if (p && n > 0) memset(p, 0, (size_t)n * sizeof(float));
+    return p;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------------- */
+
+ff_status ff_tape_new(ff_tape_t **out, size_t arena_bytes) {
+    if (!out) return ff_errorf(FF_EINVAL, "ff_tape_new: out is NULL");
+    *out = NULL;
+    ff_tape_t *tp = calloc(1, sizeof *tp);
+    chunk *c = chunk_new(arena_bytes > ARENA_MIN ? arena_bytes : ARENA_MIN);
+    if (!tp || !c) {
+        free(tp); free(c);
+        return ff_errorf(FF_ENOMEM, "ff_tape_new: cannot allocate an arena of %zu bytes", arena_bytes);
+    }
+    tp->head = tp->cur = c;
+    tp->capacity = c->cap;
+    tp->gen = next_gen();
+    tp->grad_enabled = 1;
+    tp->training = 1;
+    *out = tp;
+    return FF_OK;
+}
+
+void ff_tape_reset(ff_tape_t *tp) {
+    if (!tp) return;
+    tp->cur = tp->head;
+    tp->head->used = 0;
+    tp->last = NULL;
+    tp->status = FF_OK;
+    tp->msg[0] = '\0';
+    tp->gen = next_gen();
+}
+
+void ff_tape_free(ff_tape_t *tp) {
+    if (!tp) return;
+    for (chunk *c = tp->head, *n; c; c = n) { n = c->next; free(c); }
+    free(tp);
+}
+
+ff_status ff_tape_status(const ff_tape_t *tp) {
+    if (!tp) return ff_errorf(FF_EINVAL, "ff_tape_status: tape is NULL");
+    if (tp->status != FF_OK) ff_errorf(tp->status, "%s", tp->msg);   /* re-publish the first message */
+    return tp->status;
+}
+
+void   ff_tape_set_grad(ff_tape_t *tp, int enabled)      { if (tp) tp->grad_enabled = enabled != 0; }
+void   ff_tape_set_training(ff_tape_t *tp, int training) { if (tp) tp->training = training != 0; }
+int    ff_tape_training(const ff_tape_t *tp)             { return tp ? tp->training : 0; }
+void   ff_tape_set_rng(ff_tape_t *tp, ff_rng_t *rng)     { if (tp) tp->rng = rng; }
+size_t ff_tape_arena_bytes(const ff_tape_t *tp)          { return tp ? tp->capacity : 0; }
+ff_rng_t *ff_tape_rng(ff_tape_t *tp)                     { return tp->rng; }
+int    ff_tape_grad_enabled(const ff_tape_t *tp)         { return tp->grad_enabled; }
+
+/* ---- op helpers ------------------------------------------------------------------------------- */
+
+ff_tensor_t *ff_op_fail(ff_tape_t *tp, ff_status s, const char *fmt, ...) {
+    va_list ap;
+    if (tp && tp->status != FF_OK) return NULL;        /* keep the first failure */
+    char buf[1024];
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ff_errorf(s, "%s", buf);
+    if (tp) {
+        tp->status = s;
+        memcpy(tp->msg, buf, sizeof tp->msg);
+    }
+    return NULL;
+}
+
+static int check_input(ff_tape_t *tp, const char *fn, int idx, int nin, ff_tensor_t *t) {
+    char b[96];
+    if (!t) {
+        ff_op_fail(tp, FF_EINVAL, "%s: input %d of %d is NULL", fn, idx + 1, nin);
+        return 0;
+    }
+    if ((t->flags & FF_TENSOR_ARENA) && t->gen != tp->gen) {
+        ff_op_fail(tp, FF_EINVAL, "%s: input %d [%s] is a temporary from an earlier step (generation %u, "
+                   "tape at %u): temporaries die at ff_tape_reset", fn, idx + 1, FF_SHAPE(t, b),
+                   t->gen, tp->gen);
+        return 0;
+    }
+    if (t->ndim < 0 || t->ndim > FF_MAX_DIMS) {
+        ff_op_fail(tp, FF_EINVAL, "%s: input %d has ndim %d", fn, idx + 1, (int)t->ndim);
+        return 0;
+    }
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] < 0) {
+            ff_op_fail(tp, FF_EINVAL, "%s: input %d has negative size %lld at dim %d", fn, idx + 1,
+                       (long long)t->shape[i], i);
+            return 0;
+        }
+    if (ff_tensor_numel(t) > 0 && !t->data) {
+        ff_op_fail(tp, FF_EINVAL, "%s: input %d [%s] has no data", fn, idx + 1, FF_SHAPE(t, b));
+        return 0;
+    }
+    return 1;
+}
+
+int ff_op_begin_opt(ff_tape_t *tp, const char *fn, int nreq, int nin, ff_tensor_t *a, ff_tensor_t *b, ff_tensor_t *c) {
+    if (!tp) { ff_errorf(FF_EINVAL, "%s: tape is NULL", fn); return 0; }
+    if (tp->status != FF_OK) return 0;
+    ff_tensor_t *in[3] = { a, b, c };
+    for (int i = 0; i < nin; i++)
+        if ((i < nreq || in[i]) && !check_input(tp, fn, i, nin, in[i])) return 0;
+    return 1;
+}
+
+int ff_op_begin(ff_tape_t *tp, const char *fn, int nin, ff_tensor_t *a, ff_tensor_t *b, ff_tensor_t *c) {
+    return ff_op_begin_opt(tp, fn, nin, nin, a, b, c);
+}
+
+static ff_tensor_t *arena_tensor(ff_tape_t *tp, int ndim, const int64_t *shape, float *data) {
+    ff_tensor_t *t = ff_arena_alloc(tp, sizeof *t);
+    if (!t) return NULL;
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) { t->shape[i] = shape[i]; t->stride[i] = s; s *= shape[i]; }
+    for (int i = ndim; i < FF_MAX_DIMS; i++) { t->shape[i] = 1; t->stride[i] = 1; }
+    t->flags = FF_TENSOR_ARENA;
+    t->gen = tp->gen;
+    t->data = data;
+    return t;
+}
+
+ff_tensor_t *ff_op_out(ff_tape_t *tp, int ndim, const int64_t *shape) {
+    ff_tensor_t *t = arena_tensor(tp, ndim, shape, NULL);
+    if (!t) return NULL;
+    t->data = ff_arena_floats(tp, ff_prod(shape, 0, ndim));
+    return t->data ? t : NULL;
+}
+
+const float *ff_op_contig(ff_tape_t *tp, const ff_tensor_t *t) {
+    if (ff_tensor_is_contiguous(t)) return t->data;
+    ff_tensor_t *c = ff_op_out(tp, t->ndim, t->shape);
+    if (!c) return NULL;
+    ff_tensor_copy(c, t);
+    return c->data;
+}
+
+int ff_requires_grad(const ff_tape_t *tp, const ff_tensor_t *t) {
+    if (!t) return 0;
+    if (t->node && (t->flags & FF_TENSOR_ARENA) && t->gen == tp->gen) return 1;
+    return (t->flags & FF_TENSOR_NEEDS_GRAD) && t->grad && t->grad->data;
+}
+
+ff_node_t *ff_node_new(ff_tape_t *tp, int op, ff_tensor_t *out, int nin,
+                       ff_tensor_t *a, const float *xa, ff_tensor_t *b, const float *xb,
+                       ff_tensor_t *c, const float *xc) {
+    if (!tp->grad_enabled || tp->status != FF_OK) return NULL;
+    ff_tensor_t *in[3] = { a, b, c };
+    int any = 0;
+    for (int i = 0; i < nin; i++) any |= ff_requires_grad(tp, in[i]);
+    if (!any) return NULL;
+    ff_node_t *n = ff_arena_alloc(tp, sizeof *n);
+    if (!n) return NULL;
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->nin = nin;
+    n->out = out;
+    n->in[0] = a; n->in[1] = b; n->in[2] = c;
+    n->x[0] = xa; n->x[1] = xb; n->x[2] = xc;
+    n->prev = tp->last;
+    tp->last = n;
+    out->node = n;
+    return n;
+}
+
+float *ff_grad_buf(ff_tape_t *tp, ff_tensor_t *t, float *beta) {
+    if (!t || !ff_requires_grad(tp, t)) return NULL;
+    ff_node_t *n = t->node;
+    if (n && (t->flags & FF_TENSOR_ARENA) && t->gen == tp->gen) {
+        if (n->g_pass == tp->pass) { *beta = 1.0f; return n->g; }
+        if (!n->g) {
+            n->g = ff_arena_floats(tp, ff_tensor_numel(t));
+            if (!n->g) return NULL;
+        }
+        n->g_pass = tp->pass;
+        *beta = 0.0f;
+        return n->g;
+    }
+    *beta = 1.0f;
+    return t->grad->data;
+}
+
+/* ---- leaves ----------------------------------------------------------------------------------- */
+
+ff_tensor_t *ff_tape_leaf(ff_tape_t *tp, const ff_tensor_t *src, int needs_grad) {
+    if (!ff_op_begin(tp, "ff_tape_leaf", 1, (ff_tensor_t *)src, NULL, NULL)) return NULL;
+    ff_tensor_t *t = ff_op_out(tp, src->ndim, src->shape);
+    if (!t) return NULL;
+    ff_tensor_copy(t, src);
+    if (needs_grad) {
+        ff_tensor_t *g = arena_tensor(tp, src->ndim, src->shape, NULL);
+        if (!g || !(g->data = ff_arena_zfloats(tp, ff_tensor_numel(src)))) return NULL;
+        t->grad = g;
+        t->flags |= FF_TENSOR_NEEDS_GRAD;
+    }
+    return t;
+}
+
+ff_tensor_t *ff_tape_alloc(ff_tape_t *tp, int ndim, const int64_t *shape) {
+    if (!tp) { ff_errorf(FF_EINVAL, "ff_tape_alloc: tape is NULL"); return NULL; }
+    if (tp->status != FF_OK) return NULL;
+    if (ndim < 0 || ndim > FF_MAX_DIMS || (ndim > 0 && !shape))
+        return ff_op_fail(tp, FF_EINVAL, "ff_tape_alloc: ndim %d outside [0, %d] or shape NULL", ndim, FF_MAX_DIMS);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0)
+            return ff_op_fail(tp, FF_EINVAL, "ff_tape_alloc: negative size %lld at dim %d", (long long)shape[i], i);
+    ff_tensor_t *t = ff_op_out(tp, ndim, shape);
+    if (t) memset(t->data, 0, (size_t)ff_tensor_numel(t) * sizeof(float));
+    return t;
+}
+
+/* ---- reverse pass ----------------------------------------------------------------------------- */
+
+ff_status ff_tape_backward_seed(ff_tape_t *tp, ff_tensor_t *out, const ff_tensor_t *seed) {
+    char b1[96], b2[96];
+    if (!tp) return ff_errorf(FF_EINVAL, "ff_tape_backward: tape is NULL");
+    if (!ff_op_begin(tp, "ff_tape_backward", 2, out, (ff_tensor_t *)seed, NULL)) return ff_tape_status(tp);
+    if (!ff_tensor_same_shape(out, seed))
+        return ff_op_fail(tp, FF_ESHAPE, "ff_tape_backward: output [%s] but seed [%s]",
+                          FF_SHAPE(out, b1), FF_SHAPE(seed, b2)), tp->status;
+    if (!ff_requires_grad(tp, out))
+        return ff_op_fail(tp, FF_EINVAL, "ff_tape_backward: output [%s] does not depend on any parameter or "
+                          "leaf that needs a gradient (or grad mode was off)", FF_SHAPE(out, b1)), tp->status;
+    tp->pass++;
+    if (tp->pass == 0) tp->pass = 1;       /* 0 marks "never valid" in fresh nodes */
+    float beta;
+    const float *s = ff_op_contig(tp, seed);
+    float *g = s ? ff_grad_buf(tp, out, &beta) : NULL;
+    if (!g) return tp->status != FF_OK ? tp->status
+                                       : (ff_op_fail(tp, FF_ENOMEM, "ff_tape_backward: no buffer"), tp->status);
+    ff_acc(g, s, ff_tensor_numel(out), beta);
+    for (ff_node_t *n = out->node; n && tp->status == FF_OK; n = n->prev)
+        if (n->g_pass == tp->pass) backward_table[n->op](tp, n);
+    return ff_tape_status(tp);
+}
+
+ff_status ff_tape_backward(ff_tape_t *tp, ff_tensor_t *loss) {
+    char b[96];
+    if (!tp) return ff_errorf(FF_EINVAL, "ff_tape_backward: tape is NULL");
+    if (!ff_op_begin(tp, "ff_tape_backward", 1, loss, NULL, NULL)) return ff_tape_status(tp);
+    if (ff_tensor_numel(loss) != 1)
+        return ff_op_fail(tp, FF_ESHAPE, "ff_tape_backward: loss [%s] is not a scalar (use ff_tape_backward_seed)",
+                          FF_SHAPE(loss, b)), tp->status;
+    float one = 1.0f;
+    ff_tensor_t seed = *loss;
+    seed.data = &one;
+    seed.flags = 0;
+    seed.node = NULL;
+    seed.grad = NULL;
+    for (int i = 0; i < seed.ndim; i++) seed.stride[i] = 1;
+    return ff_tape_backward_seed(tp, loss, &seed);
+}
