@@ -98,7 +98,8 @@ static void axis_range(axis *a, double mn, double mx, double fixlo, double fixhi
 
 static void axis_ticks(axis *a) {
     if (ff_viz_ticks(a->lo, a->hi, a->log, a->ticks, 64, &a->nt) != FF_OK) a->nt = 0;
-    a->step = a->nt >= 2 ? a->ticks[1] - a->ticks[0] : a->hi - a->lo;
+    if (a->log) a->step = a->nt >= 2 ? a->ticks[1] / a->ticks[0] : a->hi / a->lo;   /* ratio */
+    else a->step = a->nt >= 2 ? a->ticks[1] - a->ticks[0] : a->hi - a->lo;
 }
 
 static int has_legend(const ff_viz_series *series, int n, const ff_viz_axes *ax) {
@@ -131,11 +132,11 @@ static ff_status make_layout(const char *fn, cairo_t *cr, const ff_viz_series *s
     double yw = 0, xlast = 0;
     char lab[64];
     for (int k = 0; k < L->y.nt; k++) {
-        viz_tick_label(L->y.ticks[k], L->y.step, L->y.log, lab, sizeof lab);
+        ff_viz_tick_label(L->y.ticks[k], L->y.step, L->y.log, lab, sizeof lab);
         yw = fmax(yw, viz_text_width(cr, lab));
     }
     if (L->x.nt > 0) {
-        viz_tick_label(L->x.ticks[L->x.nt - 1], L->x.step, L->x.log, lab, sizeof lab);
+        ff_viz_tick_label(L->x.ticks[L->x.nt - 1], L->x.step, L->x.log, lab, sizeof lab);
         xlast = viz_text_width(cr, lab);
     }
     int titled = opts && opts->title && opts->title[0];
@@ -243,7 +244,7 @@ static void draw_axes(cairo_t *cr, const plot_layout *L, const ff_viz_axes *ax) 
     for (int pass = 0; pass < 2; pass++) {           /* 0: x axis, 1: y axis */
         const axis *a = pass ? &L->y : &L->x;
         /* minor ticks at 2..9 x decade when majors are consecutive decades */
-        if (a->log && a->nt >= 2 && fabs(a->ticks[1] / a->ticks[0] - 10) < 1e-6) {
+        if (a->log && a->nt >= 2 && fabs(a->step - 10) < 1e-6) {
             cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
             for (int d = (int)floor(log10(a->lo)); d <= (int)ceil(log10(a->hi)); d++)
                 for (int m = 2; m <= 9; m++) {
@@ -266,7 +267,7 @@ static void draw_axes(cairo_t *cr, const plot_layout *L, const ff_viz_axes *ax) 
                 cairo_stroke(cr);
             }
             cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
-            viz_tick_label(a->ticks[k], a->step, a->log, lab, sizeof lab);
+            ff_viz_tick_label(a->ticks[k], a->step, a->log, lab, sizeof lab);
             if (pass) {
                 double y = y1 - t * L->ph;
                 cairo_move_to(cr, x0, y); cairo_line_to(cr, x0 - 5 * u, y); cairo_stroke(cr);

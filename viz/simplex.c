@@ -55,7 +55,7 @@ ff_status ff_viz_simplex_grid_points(int32_t res, ff_tensor_t *out) {
     if (!out) return ff_errorf(FF_EINVAL, "ff_viz_simplex_grid_points: out is NULL");
     if (!ff_tensor_is_contiguous(out) || out->ndim < 1 || out->shape[out->ndim - 1] != 3 ||
         ff_tensor_numel(out) != 3 * (int64_t)res * res)
-        return ff_errorf(FF_ESHAPE, "ff_viz_simplex_grid_points: out %s must be contiguous with %lld elements and "
+        return ff_errorf(FF_ESHAPE, "ff_viz_simplex_grid_points: out [%s] must be contiguous with %lld elements and "
                          "last dim 3 ([%d,%d,3], [%d,3] or [%d,1,3])", ff_shape_str(out, b, sizeof b),
                          3LL * res * res, res, res, res * res, res * res);
     for (int i = 0; i < res; i++)
@@ -71,9 +71,9 @@ static ff_status check_grid(const char *fn, const char *what, const ff_tensor_t 
     char b[64];
     if (!g) return ff_errorf(FF_EINVAL, "%s: %s is NULL", fn, what);
     if (g->ndim != 2 || g->shape[0] != g->shape[1])
-        return ff_errorf(FF_ESHAPE, "%s: %s %s must be a square [res, res] grid", fn, what, ff_shape_str(g, b, sizeof b));
+        return ff_errorf(FF_ESHAPE, "%s: %s [%s] must be a square [res, res] grid", fn, what, ff_shape_str(g, b, sizeof b));
     if (g->shape[0] < 2)
-        return ff_errorf(FF_EINVAL, "%s: %s %s: res %lld < 2", fn, what, ff_shape_str(g, b, sizeof b), (long long)g->shape[0]);
+        return ff_errorf(FF_EINVAL, "%s: %s [%s]: res %lld < 2", fn, what, ff_shape_str(g, b, sizeof b), (long long)g->shape[0]);
     if (g->shape[0] > 4096)
         return ff_errorf(FF_EINVAL, "%s: %s: res %lld > 4096", fn, what, (long long)g->shape[0]);
     return FF_OK;
@@ -110,7 +110,7 @@ static ff_status check_points(const char *fn, const char *where, const char *wha
     int nd = t->ndim - lead;
     int ok = (nd == 2 || (nd == 3 && t->shape[lead + 1] == 1)) && t->shape[t->ndim - 1] == 3;
     if (!ok)
-        return ff_errorf(FF_ESHAPE, "%s: %s%s %s must be %s", fn, where, what, ff_shape_str(t, b, sizeof b),
+        return ff_errorf(FF_ESHAPE, "%s: %s%s [%s] must be %s", fn, where, what, ff_shape_str(t, b, sizeof b),
                          lead ? "[T, n, 3] or [T, n, 1, 3]" : "[n, 3] or [n, 1, 3]");
     out->t = t;
     out->T = lead ? t->shape[0] : 1;
@@ -119,7 +119,7 @@ static ff_status check_points(const char *fn, const char *where, const char *wha
     out->sn = t->stride[lead];
     out->sc = t->stride[t->ndim - 1];
     if (out->T < 1 || out->n < 1)
-        return ff_errorf(FF_EINVAL, "%s: %s%s %s is empty", fn, where, what, ff_shape_str(t, b, sizeof b));
+        return ff_errorf(FF_EINVAL, "%s: %s%s [%s] is empty", fn, where, what, ff_shape_str(t, b, sizeof b));
     for (int64_t s = 0; s < out->T; s++)
         for (int64_t i = 0; i < out->n; i++) {
             double x[3], sum = 0;
@@ -345,7 +345,18 @@ static void draw_colorbar(cairo_t *cr, const layout *L, const heat *h) {
     double ticks[32];
     int32_t nt = 0;
     if (ff_viz_ticks(lo, hi, h->log, ticks, 32, &nt) != FF_OK) return;
-    double step = nt >= 2 ? ticks[1] - ticks[0] : hi - lo;
+    double step = nt >= 2 ? (h->log ? ticks[1] / ticks[0] : ticks[1] - ticks[0]) : (h->log ? hi / lo : hi - lo);
+    if (h->log && step >= 9.99) {                 /* unlabelled minor ticks at 2..9 x each decade */
+        for (int d = (int)floor(h->lo); d <= (int)ceil(h->hi); d++)
+            for (int m = 2; m <= 9; m++) {
+                double t = (log10(m) + d - h->lo) / (h->hi - h->lo);
+                if (t < 0 || t > 1) continue;
+                double y = L->cb_y + (1 - t) * L->cb_h;
+                cairo_move_to(cr, L->cb_x + L->cb_w, y);
+                cairo_line_to(cr, L->cb_x + L->cb_w + 2.5 * u, y);
+            }
+        cairo_stroke(cr);
+    }
     viz_font(cr, 11 * u, 0);
     for (int k = 0; k < nt; k++) {
         double t = h->log ? (log10(ticks[k]) - h->lo) / (h->hi - h->lo) : (ticks[k] - h->lo) / (h->hi - h->lo);
@@ -354,7 +365,7 @@ static void draw_colorbar(cairo_t *cr, const layout *L, const heat *h) {
         cairo_line_to(cr, L->cb_x + L->cb_w + 4 * u, y);
         cairo_stroke(cr);
         char lab[48];
-        viz_tick_label(ticks[k], step, h->log, lab, sizeof lab);
+        ff_viz_tick_label(ticks[k], step, h->log, lab, sizeof lab);
         viz_text(cr, lab, L->cb_x + L->cb_w + 6 * u, y, 0, 0.5, 0);
     }
 }
@@ -416,22 +427,24 @@ static void draw_trajectories(cairo_t *cr, const layout *L, const pts *p) {
     }
 }
 
-static void draw_frame(cairo_t *cr, const layout *L, const ff_viz_panel *P, int heat_drawn) {
+/* Light ternary grid at 0.25, 0.5, 0.75 under scatters and trajectories. */
+static void draw_grid(cairo_t *cr, const layout *L) {
+    cairo_set_source_rgba(cr, 0, 0, 0, 0.12);
+    cairo_set_line_width(cr, 0.8 * L->u);
+    for (int k = 0; k < 3; k++)
+        for (int g = 1; g < 4; g++) {
+            double a[3] = { 0, 0, 0 }, b[3] = { 0, 0, 0 }, xa[2], xb[2];
+            a[k] = b[k] = g / 4.0;
+            a[(k + 1) % 3] = 1 - g / 4.0;
+            b[(k + 2) % 3] = 1 - g / 4.0;
+            to_pixel(L, a, xa); to_pixel(L, b, xb);
+            cairo_move_to(cr, xa[0], xa[1]); cairo_line_to(cr, xb[0], xb[1]);
+            cairo_stroke(cr);
+        }
+}
+
+static void draw_frame(cairo_t *cr, const layout *L, const ff_viz_panel *P) {
     double u = L->u;
-    if (!heat_drawn) {                       /* light ternary grid at 0.25, 0.5, 0.75 */
-        cairo_set_source_rgba(cr, 0, 0, 0, 0.12);
-        cairo_set_line_width(cr, 0.8 * u);
-        for (int k = 0; k < 3; k++)
-            for (int g = 1; g < 4; g++) {
-                double a[3] = { 0, 0, 0 }, b[3] = { 0, 0, 0 }, xa[2], xb[2];
-                a[k] = b[k] = g / 4.0;
-                a[(k + 1) % 3] = 1 - g / 4.0;
-                b[(k + 2) % 3] = 1 - g / 4.0;
-                to_pixel(L, a, xa); to_pixel(L, b, xb);
-                cairo_move_to(cr, xa[0], xa[1]); cairo_line_to(cr, xb[0], xb[1]);
-                cairo_stroke(cr);
-            }
-    }
     cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
     cairo_set_line_width(cr, 1.5 * u);
     cairo_set_line_join(cr, CAIRO_LINE_JOIN_MITER);
@@ -450,7 +463,8 @@ static void draw_frame(cairo_t *cr, const layout *L, const ff_viz_panel *P, int 
     viz_text(cr, l2, L->C[0], L->C[1] - 6 * u, 0.5, 1, 0);
     if (P->title && P->title[0]) {
         viz_font(cr, 15 * u, 1);
-        viz_text(cr, P->title, L->x0 + L->w / 2, L->y0 + 8 * u, 0.5, 0, 0);
+        double y = fmax(L->y0 + 6 * u, L->C[1] - 30 * u - 22 * u);   /* just above the top vertex label */
+        viz_text(cr, P->title, L->x0 + L->w / 2, y, 0.5, 0, 0);
     }
 }
 
@@ -524,10 +538,10 @@ ff_status ff_viz_simplex(const char *png_path, const ff_viz_panel *panels, int32
         if (heat_drawn) {
             paint_heat(surf, &L, &heats[k]);
             draw_colorbar(cr, &L, &heats[k]);
-        }
+        } else draw_grid(cr, &L);
         if (P->points && P->points_style == FF_VIZ_POINTS_SCATTER) draw_scatter(cr, &L, P, &points[k], heat_drawn);
         if (P->trajectories) draw_trajectories(cr, &L, &trajs[k]);
-        draw_frame(cr, &L, P, heat_drawn);
+        draw_frame(cr, &L, P);
     }
     if (opts && opts->title && opts->title[0]) {
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);

@@ -7,7 +7,7 @@
 
 static int linear_ticks(double lo, double hi, double *ticks, int max) {
     double raw = (hi - lo) / 5, mag = pow(10, floor(log10(raw))), f = raw / mag;
-    double step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+    double step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;      /* 3 to 8 ticks */
     double k0 = ceil(lo / step - 1e-9), k1 = floor(hi / step + 1e-9);
     int n = 0;
     for (double k = k0; k <= k1 && n < max; k++) {
@@ -54,10 +54,11 @@ ff_status ff_viz_ticks(double lo, double hi, int32_t log_scale, double *ticks, i
 static const char *superscript[10] = { "\u2070", "\u00b9", "\u00b2", "\u00b3", "\u2074",
                                        "\u2075", "\u2076", "\u2077", "\u2078", "\u2079" };
 
-void viz_tick_label(double v, double step, int log_scale, char *buf, size_t size) {
+void ff_viz_tick_label(double v, double step, int32_t log_scale, char *buf, size_t size) {
+    if (!buf || size == 0) return;
     if (log_scale && v > 0) {
         double e = log10(v);
-        if (fabs(e - round(e)) < 1e-9) {                /* a decade: 10 with a superscript */
+        if (step >= 9.99 && fabs(e - round(e)) < 1e-9) {  /* decade ticks: 10 with a superscript */
             int d = (int)round(e);
             char digits[16];
             snprintf(digits, sizeof digits, "%d", d < 0 ? -d : d);

@@ -26,8 +26,7 @@ void      viz_font(cairo_t *cr, double size, int bold);
 double    viz_text_width(cairo_t *cr, const char *s);
 void      viz_text(cairo_t *cr, const char *s, double x, double y, double ax, double ay, double angle);
 
-/* ticks.c: label of tick value v on an axis whose major step is step (linear) or log axis. */
-void      viz_tick_label(double v, double step, int log_scale, char *buf, size_t size);
+
 
 /* Tensor element helpers that respect strides. */
 static inline float viz_get2(const ff_tensor_t *t, int64_t i, int64_t j) {

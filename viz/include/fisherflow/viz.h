@@ -27,6 +27,7 @@
 #ifndef FISHERFLOW_VIZ_H
 #define FISHERFLOW_VIZ_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "fisherflow/error.h"
 #include "fisherflow/tensor.h"
@@ -152,5 +153,9 @@ void      ff_viz_viridis(double t, uint8_t rgb[3]);
  * 1..9 mantissas when the range spans under two decades. Writes at most max ticks, sets *n.
  * FF_EINVAL for an empty or non-finite range. */
 ff_status ff_viz_ticks(double lo, double hi, int32_t log_scale, double *ticks, int32_t max, int32_t *n);
+/* Label of tick v into buf (UTF-8, always terminated). step: the difference between ticks on a
+ * linear axis (sets the decimals: 0.2 -> "0.4"), their ratio on a log axis (>= 10: decade ticks,
+ * written "10" + superscript exponent; otherwise plain numbers). */
+void      ff_viz_tick_label(double v, double step, int32_t log_scale, char *buf, size_t size);
 
 #endif
