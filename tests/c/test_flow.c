@@ -234,6 +234,25 @@ FF_TEST(determinism) {
     ff_flow_free(a); ff_flow_free(b); ff_flow_free(c);
 }
 
+FF_TEST(steady_state_memory) {
+    /* After the first step with a given n, further steps allocate no tensor storage (scratch and
+     * arena reused); a new n reallocates once and returns to the same level. */
+    ff_flow_t *f = small_flow(2, 3, 16, 3, "independent", NULL, 6, NULL);
+    if (!f) return;
+    ff_tensor_t *a = one_hot(32, 2, 3, pick_mod), *b = one_hot(8, 2, 3, pick_mod);
+    FF_EXPECT(ff_flow_step(f, a, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_step(f, a, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    int64_t level = ff_mem_in_use();
+    for (int s = 0; s < 10; s++) FF_EXPECT(ff_flow_step(f, a, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_mem_in_use() == level, "%lld -> %lld bytes", (long long)level, (long long)ff_mem_in_use());
+    FF_EXPECT(ff_flow_step(f, b, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_mem_in_use() < level, "a smaller batch should shrink the scratch");
+    FF_EXPECT(ff_flow_step(f, a, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_mem_in_use() == level, "%lld -> %lld bytes", (long long)level, (long long)ff_mem_in_use());
+    ff_tensor_free(a); ff_tensor_free(b);
+    ff_flow_free(f);
+}
+
 FF_TEST(nan_is_refused_and_parameters_kept) {
     ff_flow_t *f = small_flow(1, 2, 8, 2, "independent", NULL, 1, NULL);
     if (!f) return;
