@@ -253,6 +253,44 @@ FF_TEST(steady_state_memory) {
     ff_flow_free(f);
 }
 
+FF_TEST(sgd_and_schedule_wiring) {
+    /* SGD without momentum, a cosine schedule and no clipping: every step uses lr = ff_lr_at(step)
+     * and moves each parameter by exactly -lr * grad (the gradient block holds the last step's). */
+    ff_flow_config c = ff_flow_default_config();
+    c.space = (ff_space){ 1, 2, 0, 0 };
+    c.seed = 5;
+    c.optim = ff_optim_sgd_defaults();
+    c.optim.lr = 0.05f;
+    c.lr = (ff_lr_schedule){ FF_LR_COSINE, 0, 0.001f, 0, 10 };
+    c.grad_clip = 0;
+    ff_options *no = opts_ints((const char *[]){ "hidden", "depth", "emb", NULL }, (int64_t[]){ 8, 2, 4 });
+    c.network.opts = no;
+    ff_flow_t *f = NULL;
+    FF_EXPECT(ff_flow_new(&f, &c) == FF_OK, "%s", ff_last_error());
+    ff_options_free(no);
+    if (!f) return;
+    FF_EXPECT(ff_flow_config_of(f)->lr.base == 0.05f, "schedule base %g", ff_flow_config_of(f)->lr.base);
+    ff_params_t *P = ff_flow_params(f);
+    int64_t np = ff_params_numel(P);
+    float *before = malloc((size_t)np * sizeof *before);
+    ff_tensor_t *x = one_hot(16, 1, 2, pick_mod);
+    for (int s = 0; s < 4; s++) {
+        memcpy(before, ff_params_data(P), (size_t)np * sizeof *before);
+        ff_step_stats st;
+        FF_EXPECT(ff_flow_step(f, x, NULL, NULL, &st) == FF_OK, "%s", ff_last_error());
+        float lr = ff_lr_at(&ff_flow_config_of(f)->lr, s);
+        FF_EXPECT(st.lr == lr, "step %d: lr %g, schedule %g", s, st.lr, lr);
+        double worst = 0;
+        const float *g = ff_params_grad(P), *now = ff_params_data(P);
+        for (int64_t i = 0; i < np; i++) worst = fmax(worst, fabs(now[i] - (before[i] - lr * g[i])));
+        FF_EXPECT(worst < 1e-7, "step %d: |p - (p0 - lr g)| up to %g", s, worst);
+    }
+    FF_EXPECT(ff_lr_at(&ff_flow_config_of(f)->lr, 3) < 0.05f);
+    free(before);
+    ff_tensor_free(x);
+    ff_flow_free(f);
+}
+
 FF_TEST(nan_is_refused_and_parameters_kept) {
     ff_flow_t *f = small_flow(1, 2, 8, 2, "independent", NULL, 1, NULL);
     if (!f) return;
