@@ -103,8 +103,8 @@ static ff_tensor_t *bmlp_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, f
     bmlp *m = state;
     const ff_space *sp = &m->space;
     int64_t n = x_t ? x_t->shape[0] : 0;
-    /* Shape errors surface through the ops' messages (reshape / concat / linear); the reshapes
-     * below pin every dimension so a transposed input cannot slip through. */
+    /* Shape errors surface through the ops' messages (reshape / concat / linear). A reshape checks
+     * the element count only; the host (ff_flow_*) checks [n, k, d+1] before calling. */
     ff_tensor_t *x = ff_reshape(tp, ff_reshape(tp, x_t, 3, (int64_t[]){ n, sp->k, sp->d + 1 }),
                                 2, (int64_t[]){ n, m->out });
     if (sp->cond_channels > 0) {
