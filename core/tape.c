@@ -7,6 +7,18 @@
 #include <string.h>
 #include "tape_internal.h"
 
+/* Under AddressSanitizer a new chunk is poisoned and each allocation unpoisons exactly its bytes, so
+ * an op that overruns its buffer in a step's first use of the arena is caught. (Reset does not
+ * re-poison: the generation check must still read stale tensor headers.) */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define ARENA_ALIGN   64
 #define ARENA_MIN     ((size_t)1 << 20)
 
@@ -56,18 +68,20 @@ static chunk *chunk_new(size_t cap) {
     c->next = NULL;
     c->cap = cap;
     c->used = 0;
+    POISON(c->data, cap);
     return c;
 }
 
-void *ff_arena_alloc(ff_tape_t *tp, size_t bytes) {
+void *ff_arena_alloc(ff_tape_t *tp, size_t want_bytes) {
     if (tp->status != FF_OK) return NULL;
-    bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    size_t bytes = (want_bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (bytes == 0) bytes = ARENA_ALIGN;
     for (;;) {
         chunk *c = tp->cur;
         if (c->cap - c->used >= bytes) {
             void *p = c->data + c->used;
             c->used += bytes;
+            UNPOISON(p, want_bytes);
             return p;
         }
         if (!c->next) break;
@@ -85,6 +99,7 @@ void *ff_arena_alloc(ff_tape_t *tp, size_t bytes) {
     tp->cur = c;
     tp->capacity += c->cap;
     c->used = bytes;
+    UNPOISON(c->data, want_bytes);
     return c->data;
 }
 

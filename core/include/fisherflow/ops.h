@@ -4,6 +4,9 @@
  *
  * Broadcasting (add/sub/mul/div): b is right-aligned against a; each of b's dims equals a's or is
  * 1; the output has a's shape. Axis arguments may be negative (-1 = last).
+ * Outputs are contiguous arena tensors; ff_reshape's output shares its (contiguous) input's data and
+ * ff_dropout returns its input itself when it is the identity (not training, or p = 0). Messages
+ * name the op and the shapes: "ff_matmul: [512,3] x [4,256]: inner dims 3 != 4".
  */
 #ifndef FISHERFLOW_OPS_H
 #define FISHERFLOW_OPS_H

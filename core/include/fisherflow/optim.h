@@ -8,6 +8,13 @@
 
 typedef enum ff_optim_kind { FF_OPTIM_SGD = 1, FF_OPTIM_ADAMW } ff_optim_kind;
 
+/* Update rules are PyTorch's (torch.optim.SGD with dampening 0, torch.optim.AdamW):
+ *   SGD:   d = g + wd p; buf = d (first step) or momentum buf + d; d = nesterov ? d + momentum buf : buf;
+ *          p -= lr d
+ *   AdamW: p *= 1 - lr wd; m += (1 - b1)(g - m); v = b2 v + (1 - b2) g^2;
+ *          p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * Scalars are float32 here (PyTorch keeps them in double): 1 - 0.999f differs from 0.001 by 1.3e-5
+ * relative, the only difference from PyTorch beyond float rounding. */
 typedef struct ff_optim_config {
     ff_optim_kind kind;
     float lr;             /* base learning rate (the schedule scales from it)            */
@@ -45,7 +52,13 @@ void      ff_ema_update(ff_ema_t *e);
 void      ff_ema_swap  (ff_ema_t *e);    /* exchange live and averaged weights (evaluate, swap back) */
 float    *ff_ema_data  (ff_ema_t *e);    /* numel floats, for checkpoints */
 
-/* Learning-rate schedules: lr(step) for step = 0, 1, ... */
+/* Learning-rate schedules: lr(step) for step = 0, 1, ... With W = warmup (WARMUP_* kinds only) and
+ * p = clamp((step - W) / (total - W), 0, 1):
+ *   CONSTANT       base
+ *   COSINE         min + (base - min) (1 + cos(pi p)) / 2          (W = 0)
+ *   WARMUP_LINEAR  base step / W for step < W, then min + (base - min) (1 - p)
+ *   WARMUP_COSINE  base step / W for step < W, then the cosine above
+ * (min = 0 gives the HuggingFace linear/cosine-with-warmup schedules.) */
 typedef enum ff_lr_kind { FF_LR_CONSTANT = 0, FF_LR_COSINE, FF_LR_WARMUP_LINEAR, FF_LR_WARMUP_COSINE } ff_lr_kind;
 typedef struct ff_lr_schedule {
     ff_lr_kind kind;

@@ -8,6 +8,14 @@
  *
  * Errors are sticky: an op that fails records the message, returns NULL, and every later op on the
  * same tape does nothing and returns NULL. Check once with ff_tape_status() at the end of a chain.
+ *
+ * What takes part in autodiff: parameters (FF_TENSOR_NEEDS_GRAD with ->grad set, as ff_params_add
+ * makes them), leaves from ff_tape_leaf(.., 1), and outputs of ops recorded on this tape in this step.
+ * Anything else is a constant. Gradients of parameters and leaves accumulate (+=) over backward calls;
+ * zero them yourself (ff_params_zero_grad, ff_tensor_fill(leaf->grad, 0)). Op inputs (and a
+ * parameter's values) must stay alive and unchanged until the backward pass or the reset. A non-
+ * contiguous input is copied into the arena; a ->grad must be contiguous. The generation check
+ * catches a temporary kept across ff_tape_reset as long as its header has not been reused.
  */
 #ifndef FISHERFLOW_TAPE_H
 #define FISHERFLOW_TAPE_H
@@ -26,9 +34,10 @@ ff_status    ff_tape_status  (const ff_tape_t *tp);  /* FF_OK or the first failu
 
 /* Reverse pass from a scalar (numel 1) loss: gradients accumulate (+=) into ->grad of every
  * parameter and leaf that needs one. Can be called once per reset. */
-ff_status    ff_tape_backward(ff_tape_t *tp, ff_tensor_t *loss);
+ff_status    ff_tape_backward(ff_tape_t *tp, ff_tensor_t *loss);   /* FF_EINVAL if nothing needs a grad */
 /* Same from any output with an explicit upstream gradient `seed` (same shape): a vector-Jacobian
- * product, used by the divergence estimators of the likelihood. */
+ * product, used by the divergence estimators of the likelihood. May be called several times on one
+ * forward (intermediate gradients restart at zero each call; leaf/parameter gradients accumulate). */
 ff_status    ff_tape_backward_seed(ff_tape_t *tp, ff_tensor_t *out, const ff_tensor_t *seed);
 
 /* A leaf on the tape: an arena copy of src. With needs_grad, backward fills leaf->grad. */
