@@ -115,7 +115,7 @@ static ff_status make_layout(const char *fn, cairo_t *cr, const ff_viz_series *s
     int H = opts && opts->height ? opts->height : (int)AUTO_H;
     FF_TRY(viz_check_opts(fn, opts, W, H));
     L->W = W; L->H = H;
-    double u = L->u = fmax(0.5, fmin(4, fmin(W / AUTO_W, H / AUTO_H)));
+    double u = L->u = fmax(0.75, fmin(4, fmin(W / AUTO_W, H / AUTO_H)));   /* text stays >= ~9 px */
     double xmn = INFINITY, xmx = -INFINITY, ymn = INFINITY, ymx = -INFINITY;
     for (int k = 0; k < n; k++)
         for (int i = 0; i < series[k].n; i++) {

@@ -198,7 +198,7 @@ static ff_status make_layout(const char *fn, const ff_viz_panel *panels, int n, 
     FF_TRY(viz_check_opts(fn, opts, W, H));
     L->W = W; L->H = H;
     double u = fmin(W / autoW, H / autoH);
-    L->u = u = fmax(0.5, fmin(4, u));
+    L->u = u = fmax(0.75, fmin(4, u));        /* text stays >= ~9 px */
     double sx = W / autoW;
     double own = PANEL_W + (has_heat(&panels[which]) ? CBAR_W : 0);
     L->x0 = before * sx; L->w = own * sx;

@@ -411,6 +411,65 @@ FF_TEST(scatter_draws_at_points) {
     ff_tensor_free(x);
 }
 
+FF_TEST(trajectories_mark_ends) {
+    /* [T, n, 1, 3] paths: blue start dots at t = 0, vermillion end dots at t = 1, grey in between */
+    const int T = 5, n = 2;
+    ff_tensor_t *tr = NULL;
+    FF_EXPECT(ff_tensor_new(&tr, 4, (int64_t[]){ T, n, 1, 3 }) == FF_OK);
+    double a[2][3] = { { 0.7, 0.2, 0.1 }, { 0.1, 0.1, 0.8 } }, b[2][3] = { { 0.2, 0.7, 0.1 }, { 0.45, 0.1, 0.45 } };
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < 3; k++) tr->data[(t * n + i) * 3 + k] = (float)(a[i][k] + t / (T - 1.0) * (b[i][k] - a[i][k]));
+    ff_viz_panel panel = { .title = "paths", .trajectories = tr };
+    char path[1200];
+    snprintf(path, sizeof path, "%s/paths.png", make_dir("paths"));
+    FF_EXPECT(ff_viz_simplex(path, &panel, 1, NULL) == FF_OK, "%s", ff_last_error());
+    image im;
+    FF_EXPECT(read_png(path, &im));
+    for (int i = 0; i < n; i++) {
+        double s[2], e[2], m[2], mid[3];
+        for (int k = 0; k < 3; k++) mid[k] = (a[i][k] + b[i][k]) / 2;
+        ff_viz_simplex_to_pixel(&panel, 1, NULL, 0, a[i], s);
+        ff_viz_simplex_to_pixel(&panel, 1, NULL, 0, b[i], e);
+        ff_viz_simplex_to_pixel(&panel, 1, NULL, 0, mid, m);
+        const unsigned char *qs = px(&im, (int)s[0], (int)s[1]), *qe = px(&im, (int)e[0], (int)e[1]);
+        FF_EXPECT(qs[2] > 150 && qs[0] < 60, "start %d: %d %d %d (want blue)", i, qs[0], qs[1], qs[2]);
+        FF_EXPECT(qe[0] > 180 && qe[2] < 60, "end %d: %d %d %d (want vermillion)", i, qe[0], qe[1], qe[2]);
+        int grey = 0;                                        /* the polyline passes the midpoint */
+        for (int dy = -1; dy <= 1; dy++)
+            for (int dx = -1; dx <= 1; dx++) {
+                const unsigned char *q = px(&im, (int)m[0] + dx, (int)m[1] + dy);
+                grey |= q[0] < 170 && abs(q[0] - q[1]) < 12 && abs(q[1] - q[2]) < 12;
+            }
+        FF_EXPECT(grey, "path %d: no grey pixel at its midpoint", i);
+    }
+    free(im.rgb);
+    ff_tensor_free(tr);
+}
+
+FF_TEST(strided_density_same_picture) {
+    /* a transposed view (strides swapped) of the transposed grid draws the same pixels */
+    const int res = 9;
+    ff_tensor_t *g = NULL, *gt = NULL, *gtc = NULL, *view = NULL;
+    ff_tensor_new2(&g, res, res);
+    for (int k = 0; k < res * res; k++) g->data[k] = (float)urand();
+    ff_tensor_transpose(&gt, g, 0, 1);
+    ff_tensor_clone(&gtc, gt);                               /* contiguous g^T */
+    ff_tensor_transpose(&view, gtc, 0, 1);                   /* strided view equal to g */
+    FF_EXPECT(!ff_tensor_is_contiguous(view));
+    const char *dir = make_dir("strided");
+    char p1[1200], p2[1200];
+    snprintf(p1, sizeof p1, "%s/a.png", dir);
+    snprintf(p2, sizeof p2, "%s/b.png", dir);
+    ff_viz_panel a = { .density = g }, b = { .density = view };
+    FF_EXPECT(ff_viz_simplex(p1, &a, 1, NULL) == FF_OK && ff_viz_simplex(p2, &b, 1, NULL) == FF_OK, "%s", ff_last_error());
+    image ia, ib;
+    FF_EXPECT(read_png(p1, &ia) && read_png(p2, &ib));
+    FF_EXPECT(ia.w == ib.w && ia.h == ib.h && !memcmp(ia.rgb, ib.rgb, (size_t)ia.w * ia.h * 3));
+    free(ia.rgb); free(ib.rgb);
+    ff_tensor_free(g); ff_tensor_free(gt); ff_tensor_free(gtc); ff_tensor_free(view);
+}
+
 FF_TEST(lines_pixels_on_log_axis) {
     /* y = 10^(x/2) on a log y axis is a straight line: red on the data points and between them */
     double xs[9], ys[9];
