@@ -38,6 +38,8 @@ static ff_status check_series(const char *fn, const ff_viz_series *series, int n
     if (!series || n < 1) return ff_errorf(FF_EINVAL, "%s: %d series (need series != NULL and n >= 1)", fn, n);
     if (n > 1000) return ff_errorf(FF_EINVAL, "%s: %d series (at most 1000)", fn, n);
     if (ax) {
+        FF_TRY(viz_check_text(fn, "axes.xlabel", ax->xlabel));
+        FF_TRY(viz_check_text(fn, "axes.ylabel", ax->ylabel));
         if ((ax->log_x != 0 && ax->log_x != 1) || (ax->log_y != 0 && ax->log_y != 1))
             return ff_errorf(FF_EINVAL, "%s: axes log_x %d / log_y %d must be 0 or 1", fn, (int)ax->log_x, (int)ax->log_y);
         if (ax->legend < FF_VIZ_LEGEND_AUTO || ax->legend > FF_VIZ_LEGEND_NONE)
@@ -54,6 +56,9 @@ static ff_status check_series(const char *fn, const ff_viz_series *series, int n
     for (int k = 0; k < n; k++) {
         const ff_viz_series *s = &series[k];
         const char *lab = s->label ? s->label : "";
+        char what[48];
+        snprintf(what, sizeof what, "series %d label", k);
+        FF_TRY(viz_check_text(fn, what, s->label));
         if (s->n < 1 || !s->y)
             return ff_errorf(FF_EINVAL, "%s: series %d (\"%s\") is empty (n %d, y %s)", fn, k, lab, (int)s->n, s->y ? "set" : "NULL");
         if (s->marker < FF_VIZ_MARKER_NONE || s->marker > FF_VIZ_MARKER_CROSS)
@@ -412,6 +417,10 @@ ff_status ff_viz_lines(const char *png_path, const ff_viz_series *series, int32_
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
         viz_font(cr, 16 * u, 1);
         viz_text(cr, opts->title, L.left + L.pw / 2, 10 * u, 0.5, 0, 0);
+    }
+    if (cairo_status(cr) != CAIRO_STATUS_SUCCESS) {
+        s = ff_errorf(FF_EIO, "%s: drawing %s failed: %s", fn, png_path, cairo_status_to_string(cairo_status(cr)));
+        goto done;
     }
     s = viz_write_surface(fn, png_path, surf, opts);
 done:

@@ -55,7 +55,15 @@ static long bad_utf8(const char *str) {
     return -1;
 }
 
+ff_status viz_check_text(const char *fn, const char *what, const char *s) {
+    if (!s) return FF_OK;
+    long bad = bad_utf8(s);
+    if (bad >= 0) return ff_errorf(FF_EINVAL, "%s: %s is not valid UTF-8 (byte %ld)", fn, what, bad);
+    return FF_OK;
+}
+
 ff_status viz_check_opts(const char *fn, const ff_viz_opts *opts, int w, int h) {
+    if (opts) FF_TRY(viz_check_text(fn, "opts.title", opts->title));
     if (w < 16 || h < 16 || w > 16384 || h > 16384)
         return ff_errorf(FF_EINVAL, "%s: image size %d x %d outside 16..16384 pixels per side", fn, w, h);
     if (!opts) return FF_OK;
@@ -136,6 +144,8 @@ static atomic_uint tmp_counter;
 
 ff_status viz_write_surface(const char *fn, const char *path, cairo_surface_t *surf, const ff_viz_opts *opts) {
     cairo_surface_flush(surf);
+    if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS)
+        return ff_errorf(FF_EIO, "%s: drawing %s failed: %s", fn, path, cairo_status_to_string(cairo_surface_status(surf)));
     int w = cairo_image_surface_get_width(surf), h = cairo_image_surface_get_height(surf);
     int stride = cairo_image_surface_get_stride(surf);
     const unsigned char *px = cairo_image_surface_get_data(surf);

@@ -485,6 +485,13 @@ ff_status ff_viz_simplex(const char *png_path, const ff_viz_panel *panels, int32
         const ff_viz_panel *P = &panels[k];
         char where[160];
         snprintf(where, sizeof where, "panel %d (\"%.60s\"): ", k, P->title ? P->title : "");
+        static const char *texts[4] = { "title", "labels[0]", "labels[1]", "labels[2]" };
+        const char *vals[4] = { P->title, P->labels[0], P->labels[1], P->labels[2] };
+        for (int t = 0; t < 4; t++) {
+            char what[64];
+            snprintf(what, sizeof what, "panel %d %s", k, texts[t]);
+            if ((s = viz_check_text(fn, what, vals[t])) != FF_OK) goto done;
+        }
         if (!P->points && !P->density && !P->trajectories) {
             s = ff_errorf(FF_EINVAL, "%s: %shas no points, density or trajectories", fn, where);
             goto done;
@@ -547,6 +554,10 @@ ff_status ff_viz_simplex(const char *png_path, const ff_viz_panel *panels, int32
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
         viz_font(cr, 17 * L0.u, 1);
         viz_text(cr, opts->title, L0.W / 2.0, 8 * L0.u, 0.5, 0, 0);
+    }
+    if (cairo_status(cr) != CAIRO_STATUS_SUCCESS) {
+        s = ff_errorf(FF_EIO, "%s: drawing %s failed: %s", fn, png_path, cairo_status_to_string(cairo_status(cr)));
+        goto done;
     }
     s = viz_write_surface(fn, png_path, surf, opts);
 done:

@@ -11,6 +11,7 @@
  * figure will have (after defaults). */
 ff_status viz_check_opts(const char *fn, const ff_viz_opts *opts, int w, int h);
 ff_status viz_check_path(const char *fn, const char *path);
+ff_status viz_check_text(const char *fn, const char *what, const char *s);   /* NULL ok; UTF-8 */
 /* Writes an ARGB32 cairo image surface as an 8-bit RGB PNG (composited over white) with metadata,
  * atomically (temp file in the same directory, fsync, rename). */
 ff_status viz_write_surface(const char *fn, const char *path, cairo_surface_t *surf, const ff_viz_opts *opts);

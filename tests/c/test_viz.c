@@ -637,6 +637,12 @@ FF_TEST(bad_input_leaves_nothing) {
     ff_viz_opts m3 = { .n_meta = 1, .meta_keys = k3, .meta_values = vnull };
     FF_EXPECT_ERROR(ff_viz_simplex(path, &ok, 1, &m3), FF_EINVAL, "meta_values[0] (key \"seed\") is NULL");
 
+    ff_viz_panel pu = { .title = "bad \xff title", .points = x };
+    FF_EXPECT_ERROR(ff_viz_simplex(path, &pu, 1, NULL), FF_EINVAL, "panel 0 title is not valid UTF-8 (byte 4)");
+    ff_viz_panel pl = { .title = "ok", .points = x, .labels = { NULL, "\xc3" } };
+    FF_EXPECT_ERROR(ff_viz_simplex(path, &pl, 1, NULL), FF_EINVAL, "panel 0 labels[1] is not valid UTF-8");
+    ff_viz_opts ot = { .title = "\xe2\x82" };
+    FF_EXPECT_ERROR(ff_viz_simplex(path, &ok, 1, &ot), FF_EINVAL, "opts.title is not valid UTF-8");
     char nodir[1300];
     snprintf(nodir, sizeof nodir, "%s/no/such/dir/out.png", dir);
     FF_EXPECT_ERROR(ff_viz_simplex(nodir, &ok, 1, NULL), FF_EIO, "cannot create a temporary file");
@@ -659,6 +665,8 @@ FF_TEST(bad_input_leaves_nothing) {
     ff_viz_axes logy = { .log_y = 1 };
     FF_EXPECT_ERROR(ff_viz_lines(path, &s, 1, &logy, NULL), FF_EINVAL, "y[17] = 0 is not positive on a log y axis");
     ys[17] = 1;
+    ff_viz_axes badlab = { .ylabel = "KL \x80" };
+    FF_EXPECT_ERROR(ff_viz_lines(path, &s, 1, &badlab, NULL), FF_EINVAL, "axes.ylabel is not valid UTF-8 (byte 3)");
     ff_viz_axes badlim = { .xmin = 5, .xmax = 1 };
     FF_EXPECT_ERROR(ff_viz_lines(path, &s, 1, &badlim, NULL), FF_EINVAL, "axes xmin 5, xmax 1: need min < max");
     ff_viz_series sm = s;
