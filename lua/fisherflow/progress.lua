@@ -25,7 +25,7 @@ function M.new(opts)
   if tty == nil then tty = util.isatty(2) end
   return setmetatable({
     total = opts.total, label = opts.label or "", tty = tty, out = opts.out or io.stderr,
-    t0 = util.now(), last_draw = -1, next_line = 0, done_ = false,
+    t0 = util.now(), last_draw = -1, next_line = math.max(1, math.ceil(opts.total / 10)), done_ = false,
   }, Bar)
 end
 

@@ -20,8 +20,27 @@ local MAX_DIMS   = core.constants.FF_MAX_DIMS or 4
 local function is_tensor(x) return ffi.istype(tensor_t, x) end
 M.is_tensor = is_tensor
 
--- Takes ownership of a fresh C tensor: ff_tensor_free runs when Lua collects it.
-local function own(p) return ffi.gc(p[0], C.ff_tensor_free) end
+-- LuaJIT's collector sees a 16-byte cdata, not the megabytes of C storage behind it, so a loop
+-- making big temporaries could pile up C memory between Lua collections. Each constructor looks at
+-- ff_mem_in_use() (one atomic read) and runs a full collection when C storage has grown by more
+-- than max(gc_slack, live) since the last one: C memory stays within ~2x live + gc_slack.
+M.gc_slack = 64 * 2^20
+local gc_floor = 0
+local function pressure()
+  local inuse = tonumber(C.ff_mem_in_use())
+  if inuse > gc_floor + math.max(M.gc_slack, gc_floor) then
+    collectgarbage()
+    gc_floor = tonumber(C.ff_mem_in_use())
+  end
+end
+
+-- Takes ownership of a fresh C tensor (out: ff_tensor_t *[1]): ff_tensor_free runs when Lua
+-- collects it.
+local function own(p)
+  local t = ffi.gc(p[0], C.ff_tensor_free)
+  pressure()
+  return t
+end
 M.own = own
 
 -- A borrowed view of memory owned by `owner`; no finalizer.
@@ -277,9 +296,14 @@ function methods.check_finite(t, what)
   return t
 end
 
--- Frees now (idempotent; the finalizer is removed first). Borrowed tensors cannot be freed.
+-- Frees now (idempotent: the finalizer is removed and the object remembered, because the cdata
+-- itself cannot be nulled). Using a freed tensor is a use after free, as in C. Borrowed tensors
+-- cannot be freed.
+local freed = setmetatable({}, { __mode = "k" })
 function methods.free(t)
+  if freed[t] then return end
   if core.owner_of(t) ~= nil then raise("tensor:free: this tensor is borrowed from another object") end
+  freed[t] = true
   C.ff_tensor_free(ffi.gc(t, nil))
 end
 

@@ -1,0 +1,189 @@
+-- viz.lua — PNG figures through libfisherflow_viz (viz.h): ff.viz.simplex(path, panels, opts),
+-- ff.viz.lines(path, series, axes, opts), and the density grid of a flow (flow:density{}).
+local core   = require "fisherflow.core"
+local tensor = require "fisherflow.tensor"
+local json   = require "fisherflow.json"
+local util   = require "fisherflow.util"
+local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
+
+local M = {}
+
+local function as_tensor(v, what)
+  if v == nil then return nil end
+  if tensor.is_tensor(v) then return v end
+  if type(v) == "table" then return tensor.tensor(v) end
+  raise(("ff.viz: %s must be a tensor or a table, got %s"):format(what, type(v)))
+end
+
+-- ff_viz_opts from { width =, height =, title =, meta = { key = value } }; keep holds the strings.
+local function viz_opts(t, keep)
+  local o = ffi.new("ff_viz_opts")
+  if t == nil then return o end
+  o.width, o.height = t.width or 0, t.height or 0
+  if t.title then keep[#keep + 1] = t.title; o.title = t.title end
+  if t.meta then
+    local keys = {}
+    for k in pairs(t.meta) do keys[#keys + 1] = k end
+    table.sort(keys)
+    local ks, vs = ffi.new("const char *[?]", #keys + 1), ffi.new("const char *[?]", #keys + 1)
+    for i, k in ipairs(keys) do
+      local v = t.meta[k]
+      if type(v) ~= "string" then v = json.encode(v) end
+      keep[#keep + 1] = k; keep[#keep + 1] = v
+      ks[i - 1], vs[i - 1] = k, v
+    end
+    keep[#keep + 1] = ks; keep[#keep + 1] = vs
+    o.n_meta, o.meta_keys, o.meta_values = #keys, ks, vs
+  end
+  return o
+end
+
+-- Metadata every picture gets: the script and its arguments.
+local function default_meta(t)
+  t = t or {}
+  local meta = {}
+  local script = package.loaded["fisherflow.script"]
+  if script then
+    meta.script = script.path
+    meta.args = table.concat(script.args, " ")
+  end
+  for k, v in pairs(t.meta or {}) do meta[k] = v end
+  local copy = {}
+  for k, v in pairs(t) do copy[k] = v end
+  copy.meta = meta
+  return copy
+end
+
+function M.install(ff)
+  if not core.config.viz_lib then return end
+  local V = core.viz_lib()
+  local viz = {}
+  ff.viz = viz
+
+  -- Values in metrics.h cell order ([res*res]) -> viz's [res, res] grid (both split each edge into
+  -- res parts; the cell of each viz centre is looked up in metrics' numbering).
+  function viz.grid_from_cells(flat, res)
+    if not core.has("ff_simplex_grid_cell") then raise("ff.viz.grid_from_cells: metrics are not in this build") end
+    local pts = tensor.zeros(res * res, 3)
+    check(V.ff_viz_simplex_grid_points(res, pts))
+    local grid = tensor.zeros(res, res)
+    local src = flat:is_contiguous() and flat or flat:copy()
+    for r = 0, res * res - 1 do
+      local cell = C.ff_simplex_grid_cell(pts.data[3 * r], pts.data[3 * r + 1], pts.data[3 * r + 2], res)
+      if cell < 0 then raise("ff.viz.grid_from_cells: a grid centre is off the simplex (res " .. res .. ")") end
+      grid.data[r] = src.data[cell]
+    end
+    return grid
+  end
+
+  -- Centres of the [res, res] grid as points [res*res, 1, 3].
+  function viz.grid_points(res)
+    local pts = tensor.zeros(res * res, 1, 3)
+    check(V.ff_viz_simplex_grid_points(res, pts))
+    return pts
+  end
+
+  -- ff.viz.simplex(path, { { title =, points =, density =, trajectories =, style = "scatter" |
+  --   "histogram", hist_res =, log_scale =, vmin =, vmax =, alpha =, radius =, color =,
+  --   labels = { "A", "B", "C" } }, ... }, { width =, height =, title =, meta = {} })
+  function viz.simplex(path, panels, opts)
+    if type(path) ~= "string" then raise("ff.viz.simplex: path must be a string") end
+    if type(panels) ~= "table" or #panels == 0 then raise("ff.viz.simplex: panels must be a non-empty list") end
+    local keep = {}
+    local arr = ffi.new("ff_viz_panel[?]", #panels)
+    for i, p in ipairs(panels) do
+      local c = arr[i - 1]
+      if p.title then keep[#keep + 1] = p.title; c.title = p.title end
+      local pts, dens, traj = as_tensor(p.points, "points"), as_tensor(p.density, "density"),
+                              as_tensor(p.trajectories, "trajectories")
+      if dens and dens.ndim == 1 then
+        local res = math.floor(math.sqrt(dens:numel()) + 0.5)
+        dens = viz.grid_from_cells(dens, res)
+      end
+      keep[#keep + 1] = pts; keep[#keep + 1] = dens; keep[#keep + 1] = traj
+      c.points, c.density, c.trajectories = pts, dens, traj
+      if p.style == "histogram" then c.points_style = V.FF_VIZ_POINTS_HISTOGRAM
+      elseif p.style ~= nil and p.style ~= "scatter" then
+        raise(("ff.viz.simplex: panel %d: style must be scatter or histogram, got %s"):format(i, tostring(p.style)))
+      end
+      c.hist_res = p.hist_res or 0
+      c.log_scale = p.log_scale and 1 or 0
+      c.vmin, c.vmax = p.vmin or 0, p.vmax or 0
+      c.point_alpha, c.point_radius = p.alpha or 0, p.radius or 0
+      if p.color then keep[#keep + 1] = p.color; c.color = p.color end
+      if p.labels then
+        for j = 1, 3 do
+          if p.labels[j] then keep[#keep + 1] = p.labels[j]; c.labels[j - 1] = p.labels[j] end
+        end
+      end
+    end
+    util.ensure_parent(path)
+    local o = viz_opts(default_meta(opts), keep)
+    check(V.ff_viz_simplex(path, arr, #panels, o))
+    return path
+  end
+
+  local markers = { none = 0, circle = 1, square = 2, triangle = 3, diamond = 4, cross = 5 }
+  local lines = { solid = 0, dashed = 1, none = 2 }
+  local legends = { auto = 0, upper_right = 1, upper_left = 2, lower_left = 3, lower_right = 4, none = 5 }
+
+  -- ff.viz.lines(path, { { label =, x = {..} | tensor | nil, y = {..} | tensor, marker =, line =,
+  --   smooth =, color = }, ... }, { xlabel =, ylabel =, log_x =, log_y =, xmin =, xmax =, ymin =,
+  --   ymax =, legend = "auto", grid = true }, opts)
+  function viz.lines(path, series, axes, opts)
+    if type(series) ~= "table" or #series == 0 then raise("ff.viz.lines: series must be a non-empty list") end
+    local keep = {}
+    local arr = ffi.new("ff_viz_series[?]", #series)
+    local function doubles(v, what, i)
+      if tensor.is_tensor(v) then v = v:values() end
+      if type(v) ~= "table" then raise(("ff.viz.lines: series %d: %s must be a table or tensor"):format(i, what)) end
+      local a = ffi.new("double[?]", math.max(#v, 1))
+      for j = 1, #v do a[j - 1] = v[j] end
+      keep[#keep + 1] = a
+      return a, #v
+    end
+    for i, s in ipairs(series) do
+      local c = arr[i - 1]
+      local y, n = doubles(s.y, "y", i)
+      c.y, c.n = y, n
+      if s.x ~= nil then
+        local x, nx = doubles(s.x, "x", i)
+        if nx ~= n then raise(("ff.viz.lines: series %d: %d x values, %d y values"):format(i, nx, n)) end
+        c.x = x
+      end
+      if s.label then keep[#keep + 1] = s.label; c.label = s.label end
+      if s.color then keep[#keep + 1] = s.color; c.color = s.color end
+      c.marker = markers[s.marker or "none"] or raise("ff.viz.lines: unknown marker " .. tostring(s.marker))
+      c.line_style = lines[s.line or "solid"] or raise("ff.viz.lines: unknown line " .. tostring(s.line))
+      c.smooth = s.smooth or 0
+    end
+    local ax = ffi.new("ff_viz_axes")
+    axes = axes or {}
+    if axes.xlabel then keep[#keep + 1] = axes.xlabel; ax.xlabel = axes.xlabel end
+    if axes.ylabel then keep[#keep + 1] = axes.ylabel; ax.ylabel = axes.ylabel end
+    ax.log_x, ax.log_y = axes.log_x and 1 or 0, axes.log_y and 1 or 0
+    ax.xmin, ax.xmax, ax.ymin, ax.ymax = axes.xmin or 0, axes.xmax or 0, axes.ymin or 0, axes.ymax or 0
+    ax.legend = legends[axes.legend or "auto"] or raise("ff.viz.lines: unknown legend " .. tostring(axes.legend))
+    ax.grid = axes.grid == false and 1 or 0
+    util.ensure_parent(path)
+    local o = viz_opts(default_meta(opts), keep)
+    check(V.ff_viz_lines(path, arr, #series, ax, o))
+    return path
+  end
+
+  -- flow:density{ resolution = 128, steps =, estimator =, probes = } -> [res, res] model density
+  -- on viz's grid (exp of flow:log_prob at every cell centre); only for k = 1, d = 2.
+  local Flow = require("fisherflow.flow").Flow
+  function Flow:density(t)
+    t = t or {}
+    if self.k ~= 1 or self.d ~= 2 then raise("flow:density: needs a flow on S^2_+ with k = 1") end
+    local res = t.resolution or t.res or 128
+    local pts = viz.grid_points(res)
+    local lp = self:log_prob(pts, { steps = t.steps, estimator = t.estimator, probes = t.probes })
+    local grid = tensor.zeros(res, res)
+    for i = 0, res * res - 1 do grid.data[i] = math.exp(lp.data[i]) end
+    return grid
+  end
+end
+
+return M
