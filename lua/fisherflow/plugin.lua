@@ -143,7 +143,7 @@ function M.report(out)
   for _, d in ipairs(found) do
     out:write(("%-8s %-16s %-5s %-8s %s\n"):format(d.kind, d.name, d.abi, d.version, d.summary))
     for _, o in ipairs(d.options) do
-      out:write(("           --%-14s %-8s %-10s %s\n"):format(o.name, o.type,
+      out:write(("           %-16s %-8s %-10s %s\n"):format(o.name, o.type,
         o.default and ("= " .. o.default) or "", o.help))
     end
   end
