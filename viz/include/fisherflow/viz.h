@@ -56,7 +56,9 @@ typedef struct ff_viz_panel {
     int32_t            points_style;  /* ff_viz_points_style                                     */
     int32_t            hist_res;      /* histogram grid resolution; 0 = 40                       */
     int32_t            log_scale;     /* heat map colours: 0 linear, 1 log10 (values <= 0 -> lowest colour) */
-    float              vmin, vmax;    /* colour range; vmin == vmax (e.g. both 0) = data range   */
+    float              vmin, vmax;    /* colour range; vmin == vmax (e.g. both 0) = automatic:
+                                         linear [0 (or the min if negative), max]; log
+                                         [smallest positive value, max], at most 6 decades   */
     float              point_alpha;   /* scatter opacity in (0, 1]; 0 = chosen from n            */
     float              point_radius;  /* scatter dot radius in pixels; 0 = automatic             */
     const char        *color;         /* scatter colour "#rrggbb"; NULL = automatic              */
@@ -65,8 +67,9 @@ typedef struct ff_viz_panel {
 
 /* Writes n_panels side-by-side panels into one PNG. A panel shows at most one heat map (density,
  * or points as a histogram) with its colour bar, then points as a scatter, then trajectories
- * (grey polylines, start dots blue, end dots orange). Automatic size: 440 px per panel (+70 with a
- * colour bar) x 470 px (+34 with a title). FF_EINVAL/FF_ESHAPE/FF_ENUMERIC name the panel and the
+ * (grey polylines, start dots blue, end dots vermillion). Automatic size: 440 px per panel (+76 with a
+ * colour bar) x 470 px (+34 with a title); a given width is shared in the same proportions, and
+ * text scales with the image. FF_EINVAL/FF_ESHAPE/FF_ENUMERIC name the panel and the
  * offending value (a NaN names its index); FF_EIO names the path. */
 ff_status ff_viz_simplex(const char *png_path, const ff_viz_panel *panels, int32_t n_panels,
                          const ff_viz_opts *opts);
