@@ -284,7 +284,8 @@ static ff_status forward_loss(ff_flow_t *f, const char *fn, const ff_tensor_t *x
         if ((s = src->sample(f->source->state, rng, f->x0s)) != FF_OK)
             return ff_error_wrap(s, "%s: source \"%s\"", fn, f->cfg.source.name);
     }
-    for (int64_t i = 0; i < n; i++) f->t->data[i] = (float)ff_rng_uniform(rng);
+    /* t ~ U[0, 1) in float: 24 random bits, so rounding can never produce t = 1 */
+    for (int64_t i = 0; i < n; i++) f->t->data[i] = (float)(ff_rng_u64(rng) >> 40) * 0x1p-24f;
     const ff_coupler_vtable *cp = f->coupler->desc->vtable;
     if ((s = cp->pair(f->coupler->state, f->x0s, f->x1s, rng, f->perm)) != FF_OK)
         return ff_error_wrap(s, "%s: coupler \"%s\"", fn, f->cfg.coupler.name);
