@@ -114,8 +114,7 @@ local function build(self)
   self.ptr = ffi.gc(out[0], C.ff_flow_free)
   self.cfg, self.keep, self.seed = cfg, keep, seed
   self.geometry = t.geometry or "sphere"
-  -- Lua-side streams (batch indices, Lua sources while sampling), derived from the seed.
-  self.data_rng = random.rng(ffi.cast("uint64_t", seed) * 0x9E3779B97F4A7C15ULL + 1)
+  -- the Lua-side stream for Lua plugins outside training (sampling, decoding), from the seed
   self.lua_rng = random.rng(ffi.cast("uint64_t", seed) * 0x9E3779B97F4A7C15ULL + 2)
 end
 
@@ -204,7 +203,9 @@ local function gather(self, data, cond, n)
     end
   end
   local crow = cond and cond:numel() / N
-  local src, dst, r = data.data, xb.data, self.data_rng
+  -- indices come from the flow's training stream, which checkpoints save: a resumed fit draws
+  -- the same batches as an uninterrupted one (checkpoint.h's resume protocol)
+  local src, dst, r = data.data, xb.data, C.ff_flow_rng(self.ptr)
   for i = 0, n - 1 do
     local j = tonumber(C.ff_rng_below(r, N))
     ffi.copy(dst + i * row, src + j * row, row * 4)

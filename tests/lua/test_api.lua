@@ -289,3 +289,77 @@ T.test("flow: settings are checked with names", function()
   T.raises(function() f:step(ff.zeros(4, 1, 4)) end, "ff_flow_step")
   T.raises(function() f:fit(ff.zeros(4, 1, 3), { steps = -1 }) end, "steps must be a non-negative integer")
 end)
+
+T.test("checkpoints: save, rebuild from the saved config, resume bit for bit", function()
+  T.ok(ff.checkpoint, "checkpoint functions are not in this build")
+  local data = corner_data(1000, 5)
+  local net = ff.plugin("network", "bmlp", { hidden = 16, depth = 2 })
+  local a = ff.flow{ k = 1, d = 2, seed = 9, network = net, optim = ff.optim.adamw{ lr = 2e-3 }, ema = 0.9 }
+  a:fit(data, { steps = 20, batch = 32, progress = false })
+  local path = tmp("ckpt/flow.safetensors")
+  a:save(path)
+  local meta = ff.checkpoint.meta(path)
+  T.eq(meta.step, 20, "step in metadata"); T.eq(meta.version, ff.version, "version")
+  T.eq(meta.config.network.name, "bmlp", "network in config"); T.eq(meta.config.network.options.hidden, 16, "options")
+  local ha = a:fit(data, { steps = 10, batch = 32, progress = false })
+  local b = ff.checkpoint.flow(path)
+  T.eq(b:steps(), 20, "steps restored")
+  local hb = b:fit(data, { steps = 10, batch = 32, progress = false })
+  for i = 1, 10 do T.eq(hb.loss[i], ha.loss[i], "resumed loss " .. i) end
+  local xa, xb = a:sample(50, { steps = 10 }), b:sample(50, { steps = 10 })
+  T.eq(table.concat(xa:values(), ","), table.concat(xb:values(), ","), "samples after resume")
+  -- a flow of another shape refuses the file and stays as it was
+  local c = ff.flow{ k = 1, d = 2, seed = 9, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 2 }),
+                     optim = ff.optim.adamw{ lr = 2e-3 }, ema = 0.9 }
+  local w0 = c:param(c:params()[1].name):values()
+  T.raises(function() c:load(path) end, "the flow expects")
+  T.eq(table.concat(c:param(c:params()[1].name):values(), ","), table.concat(w0, ","), "untouched after refusal")
+end)
+
+T.test("data, metrics and viz wrappers", function()
+  T.ok(ff.data and ff.data.smiley, "ff.data.smiley is not in this build")
+  local x = ff.data.smiley{ n = 2000, seed = 1 }
+  T.eq(table.concat(x:shape(), ","), "2000,1,3", "smiley shape")
+  for i = 0, 1999 do T.near(x.data[3 * i] + x.data[3 * i + 1] + x.data[3 * i + 2], 1, 1e-5, "on the simplex") end
+  local again = ff.data.smiley{ n = 2000, seed = 1 }
+  T.eq(table.concat(x:values(), ","), table.concat(again:values(), ","), "seeded")
+  T.ok(ff.metrics and ff.metrics.kl_hist, "ff.metrics is not in this build")
+  local kl_self = ff.metrics.kl_hist(x, x, { bins = 16 })
+  T.near(kl_self, 0, 1e-9, "KL of a histogram with itself")
+  local u = ff.random.dirichlet(ff.rng(2), { 2000, 1, 3 }, 1)
+  local kl, d = ff.metrics.kl_hist(u, x, { bins = 16 })
+  T.ok(kl > 0.05 and d.tv > 0 and d.tv <= 1, "KL(uniform || smiley) = %g, tv %g", kl, d.tv)
+  local masses = ff.data.smiley_masses{ res = 16, m = 64 }
+  T.near(masses:sum(), 1, 1e-3, "cell masses sum to 1")
+  T.ok(ff.viz, "ff.viz is not in this build")
+  local dens = ff.data.smiley_density{ res = 16, m = 64 }
+  T.eq(table.concat(dens:shape(), ","), "16,16", "density on viz's grid")
+  -- the remap from metrics' cell order onto viz's grid keeps every value (a permutation)
+  local flat = ff.zeros(256)
+  for i = 0, 255 do flat.data[i] = i end
+  local grid = ff.viz.grid_from_cells(flat, 16)
+  local seen = {}
+  for i = 0, 255 do seen[grid.data[i]] = true end
+  local count = 0
+  for _ in pairs(seen) do count = count + 1 end
+  T.eq(count, 256, "grid_from_cells is a permutation")
+  local png = tmp("viz/simplex.png")
+  os.remove(png)
+  ff.viz.simplex(png, { { title = "data", points = x }, { title = "target", density = dens } }, { meta = { seed = 1 } })
+  local f = io.open(png, "rb"); T.ok(f, "no PNG written"); local sig = f:read(8); f:close()
+  T.eq(sig, "\137PNG\r\n\26\n", "PNG signature")
+  local lines = tmp("viz/lines.png")
+  ff.viz.lines(lines, { { label = "loss", y = { 3, 2, 1.5, 1.2 } } }, { xlabel = "step", ylabel = "loss" })
+  f = io.open(lines, "rb"); T.ok(f, "no line plot written"); f:close()
+  T.raises(function() ff.viz.simplex(png, {}) end, "panels must be a non-empty list")
+end)
+
+T.test("flow:density is a density on viz's grid", function()
+  T.ok(ff.viz, "ff.viz is not in this build")
+  local f = ff.flow{ k = 1, d = 2, seed = 1, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+  local g = f:density{ resolution = 12, steps = 10 }
+  T.eq(table.concat(g:shape(), ","), "12,12", "grid shape")
+  -- every cell has area 1/(2 res^2) in the (p0, p1) chart: the densities integrate to about 1
+  local total = g:sum() / (2 * 12 * 12)
+  T.near(total, 1, 0.15, "integral of the model density")
+end)
