@@ -217,6 +217,18 @@ FF_TEST(mapping_round_trip) {
     }
     double p[3] = { 1, 0, 0 }, xy[2];
     FF_EXPECT_ERROR(ff_viz_simplex_to_pixel(panels, 3, &opts, 3, p, xy), FF_EINVAL, "panel 3 outside [0, 3)");
+    /* the written image has the requested size, and the automatic size is 440 (+76) x 470 (+34) */
+    char path[1200];
+    const char *dir = make_dir("sizes");
+    snprintf(path, sizeof path, "%s/a.png", dir);
+    image im;
+    for (int i = 0; i < 5; i++) { x->data[3 * i] = 0.2f; x->data[3 * i + 1] = 0.3f; x->data[3 * i + 2] = 0.5f; }
+    FF_EXPECT(ff_viz_simplex(path, panels, 3, &opts) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(read_png(path, &im) && im.w == 1500 && im.h == 600, "%d x %d", im.w, im.h);
+    free(im.rgb);
+    FF_EXPECT(ff_viz_simplex(path, panels, 3, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(read_png(path, &im) && im.w == 440 * 3 + 2 * 76 && im.h == 470, "%d x %d", im.w, im.h);
+    free(im.rgb);
     ff_tensor_free(d); ff_tensor_free(x);
 }
 
