@@ -14,6 +14,10 @@ end
 local function encode_number(x)
   if x ~= x or x == math.huge or x == -math.huge then return "null" end
   if x == math.floor(x) and math.abs(x) < 2^53 then return ("%d"):format(x) end
+  for _, fmt in ipairs({ "%.15g", "%.16g" }) do       -- the shortest that reads back exactly
+    local s = fmt:format(x)
+    if tonumber(s) == x then return s end
+  end
   return ("%.17g"):format(x)
 end
 

@@ -1,6 +1,6 @@
 -- run.lua — the Lua test runner: fisherflow run tests/lua/run.lua test_api.lua [name ...] [key=value]
--- Each test file registers cases with T.test(name, fn); names given on the command line select
--- cases (all if none); key=value pairs land in T.params. Ends with "N passed, M failed".
+-- Each test file registers cases with T.test(name, fn); words given on the command line select
+-- the cases whose name contains one of them (all if none); key=value pairs land in T.params. Ends with "N passed, M failed".
 local T = { cases = {}, params = {} }
 package.loaded["ff_test"] = T
 
@@ -50,7 +50,11 @@ end
 
 local passed, failed = 0, 0
 for _, c in ipairs(T.cases) do
-  if next(only) == nil or only[c.name] then
+  local selected = next(only) == nil
+  for word in pairs(only) do
+    if c.name:find(word, 1, true) then selected = true end
+  end
+  if selected then
     local ok, err = xpcall(c.fn, function(e)
       return (type(e) == "string" and e or tostring(e)) .. "\n" .. debug.traceback("", 2)
     end)
