@@ -194,8 +194,9 @@ UNARY_OP(exp,        FF_OP_EXP,        expf(x),                  y)
 UNARY_OP(log,        FF_OP_LOG,        logf(x),                  1.0f / x)
 UNARY_OP(sin,        FF_OP_SIN,        sinf(x),                  cosf(x))
 UNARY_OP(cos,        FF_OP_COS,        cosf(x),                  -sinf(x))
-UNARY_OP(relu,       FF_OP_RELU,       x > 0.0f ? x : 0.0f,      x > 0.0f ? 1.0f : 0.0f)
-UNARY_OP(leaky_relu, FF_OP_LEAKY_RELU, x > 0.0f ? x : p * x,     x > 0.0f ? 1.0f : p)
+/* relu/leaky in select-free form so GCC vectorises them (it does not if-convert FP ternaries) */
+UNARY_OP(relu,       FF_OP_RELU,       x * (float)(x > 0.0f),    (float)(x > 0.0f))
+UNARY_OP(leaky_relu, FF_OP_LEAKY_RELU, x * (p + (1.0f - p) * (float)(x > 0.0f)), p + (1.0f - p) * (float)(x > 0.0f))
 UNARY_OP(silu,       FF_OP_SILU,       x * sigm(x),              sigm(x) * (1.0f + x * (1.0f - sigm(x))))
 UNARY_OP(gelu,       FF_OP_GELU,       0.5f * x * (1.0f + erff(x * INV_SQRT2)),
                                        0.5f * (1.0f + erff(x * INV_SQRT2)) + x * INV_SQRT2PI * expf(-0.5f * x * x))
