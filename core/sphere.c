@@ -95,12 +95,16 @@ static double log_map(const double *x, const double *y, double *L, int64_t m) {
     return th;
 }
 
-/* Scratch of 4 vectors of m doubles. */
-static double *scratch(const char *fn, int64_t m, int count) {
+/* Scratch of `count` vectors of m doubles: the caller's stack buffer when it fits (the training
+ * step calls slerp every step; no malloc there), the heap otherwise. Release with scratch_done. */
+#define SCRATCH_STACK 1536
+static double *scratch(const char *fn, int64_t m, int count, double *stack) {
+    if (m * count <= SCRATCH_STACK) return stack;
     double *p = malloc(sizeof(double) * (size_t)(m * count));
     if (!p) ff_errorf(FF_ENOMEM, "%s: cannot allocate %lld doubles", fn, (long long)(m * count));
     return p;
 }
+static void scratch_done(double *p, double *stack) { if (p != stack) free(p); }
 
 /* ---- public kernels -------------------------------------------------------------------------- */
 
@@ -151,7 +155,7 @@ ff_status ff_sphere_project_into(ff_tensor_t *out, const ff_tensor_t *x, const f
     FF_TRY(need_same(fn, "x", x, "v", v));
     FF_TRY(need_same(fn, "out", out, "x", x));
     int64_t m = dim_of(x), R = rows_of(x);
-    double *b = scratch(fn, m, 2);
+    double stack[SCRATCH_STACK], *b = scratch(fn, m, 2, stack);
     if (!b) return FF_ENOMEM;
     ff_status s = FF_OK;
     for (int64_t r = 0; r < R && s == FF_OK; r++) {
@@ -161,7 +165,7 @@ ff_status ff_sphere_project_into(ff_tensor_t *out, const ff_tensor_t *x, const f
         double c = dot(xd, vd, m);
         for (int64_t i = 0; i < m; i++) out->data[r * m + i] = (float)(vd[i] - c * xd[i]);
     }
-    free(b);
+    scratch_done(b, stack);
     return s;
 }
 
@@ -170,7 +174,7 @@ ff_status ff_sphere_exp(ff_tensor_t *out, const ff_tensor_t *x, const ff_tensor_
     FF_TRY(need_same(fn, "x", x, "v", v));
     FF_TRY(need_same(fn, "out", out, "x", x));
     int64_t m = dim_of(x), R = rows_of(x);
-    double *b = scratch(fn, m, 2);
+    double stack[SCRATCH_STACK], *b = scratch(fn, m, 2, stack);
     if (!b) return FF_ENOMEM;
     ff_status s = FF_OK;
     for (int64_t r = 0; r < R; r++) {
@@ -190,7 +194,7 @@ ff_status ff_sphere_exp(ff_tensor_t *out, const ff_tensor_t *x, const ff_tensor_
         q = 1.0 / sqrt(q);   /* exact by construction; this only removes rounding */
         for (int64_t i = 0; i < m; i++) out->data[r * m + i] = (float)(xd[i] * q);
     }
-    free(b);
+    scratch_done(b, stack);
     return s;
 }
 
@@ -199,7 +203,7 @@ ff_status ff_sphere_log(ff_tensor_t *out, const ff_tensor_t *x, const ff_tensor_
     FF_TRY(need_same(fn, "x", x, "y", y));
     FF_TRY(need_same(fn, "out", out, "x", x));
     int64_t m = dim_of(x), R = rows_of(x);
-    double *b = scratch(fn, m, 3);
+    double stack[SCRATCH_STACK], *b = scratch(fn, m, 3, stack);
     if (!b) return FF_ENOMEM;
     ff_status s = FF_OK;
     for (int64_t r = 0; r < R; r++) {
@@ -209,14 +213,14 @@ ff_status ff_sphere_log(ff_tensor_t *out, const ff_tensor_t *x, const ff_tensor_
         log_map(xd, yd, L, m);
         for (int64_t i = 0; i < m; i++) out->data[r * m + i] = (float)L[i];
     }
-    free(b);
+    scratch_done(b, stack);
     return s;
 }
 
 /* theta per position into th[R] (double). */
 static ff_status angles(const char *fn, const ff_tensor_t *x, const ff_tensor_t *y, double *th) {
     int64_t m = dim_of(x), R = rows_of(x);
-    double *b = scratch(fn, m, 3);
+    double stack[SCRATCH_STACK], *b = scratch(fn, m, 3, stack);
     if (!b) return FF_ENOMEM;
     ff_status s = FF_OK;
     for (int64_t r = 0; r < R; r++) {
@@ -225,7 +229,7 @@ static ff_status angles(const char *fn, const ff_tensor_t *x, const ff_tensor_t 
         if ((s = load_unit(fn, "y", r, y->data + r * m, yd, m)) != FF_OK) break;
         th[r] = log_map(xd, yd, L, m);
     }
-    free(b);
+    scratch_done(b, stack);
     return s;
 }
 
@@ -286,7 +290,7 @@ ff_status ff_sphere_slerp(ff_tensor_t *xt, ff_tensor_t *ut, const ff_tensor_t *x
                          ff_shape_str(t, st, sizeof st), ff_shape_str(x0, sx, sizeof sx));
     }
     int64_t m = dim_of(x0), R = rows_of(x0), n = x0->shape[0], per = n ? R / n : 0;
-    double *b = scratch(fn, m, 3);
+    double stack[SCRATCH_STACK], *b = scratch(fn, m, 3, stack);
     if (!b) return FF_ENOMEM;
     ff_status s = FF_OK;
     for (int64_t r = 0; r < R; r++) {
@@ -312,7 +316,7 @@ ff_status ff_sphere_slerp(ff_tensor_t *xt, ff_tensor_t *ut, const ff_tensor_t *x
         if (ut)
             for (int64_t i = 0; i < m; i++) ut->data[r * m + i] = (float)(co * L[i] - th * th * sc * a[i]);
     }
-    free(b);
+    scratch_done(b, stack);
     return s;
 }
 
@@ -323,7 +327,7 @@ ff_status ff_sphere_transport(ff_tensor_t *out, const ff_tensor_t *x, const ff_t
     FF_TRY(need_same(fn, "v", v, "x", x));
     FF_TRY(need_same(fn, "out", out, "x", x));
     int64_t m = dim_of(x), R = rows_of(x);
-    double *b = scratch(fn, m, 3);
+    double stack[SCRATCH_STACK], *b = scratch(fn, m, 3, stack);
     if (!b) return FF_ENOMEM;
     ff_status s = FF_OK;
     for (int64_t r = 0; r < R; r++) {
@@ -340,7 +344,7 @@ ff_status ff_sphere_transport(ff_tensor_t *out, const ff_tensor_t *x, const ff_t
         double f = dot(yd, vd, m) / den;
         for (int64_t i = 0; i < m; i++) out->data[r * m + i] = (float)(vd[i] - f * (xd[i] + yd[i]));
     }
-    free(b);
+    scratch_done(b, stack);
     return s;
 }
 
