@@ -290,6 +290,25 @@ function methods.min(t)
   return m
 end
 
+-- n rows drawn uniformly with replacement along dim 1 (a minibatch), into a new tensor. rng: an
+-- ff.rng stream (default: the stream ff.seed sets).
+function methods.batch(t, n, rng)
+  if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
+    raise("tensor:batch: n must be a positive integer, got " .. tostring(n))
+  end
+  if t.ndim < 1 or t:size(1) < 1 then raise("tensor:batch: the tensor has no rows") end
+  rng = rng or require("fisherflow.random").default
+  local src = C.ff_tensor_is_contiguous(t) ~= 0 and t or methods.copy(t)
+  local s = t:shape(); s[1] = n
+  local out = M.zeros(s)
+  local N, row = t:size(1), methods.numel(t) / t:size(1)
+  for i = 0, n - 1 do
+    local j = tonumber(C.ff_rng_below(rng, N))
+    ffi.copy(out.data + i * row, src.data + j * row, row * 4)
+  end
+  return out
+end
+
 -- Finite check with the C message (names the first bad element).
 function methods.check_finite(t, what)
   check(C.ff_tensor_check_finite(t, what or "tensor"))

@@ -365,3 +365,42 @@ T.test("flow:density is a density on viz's grid", function()
   local total = g:sum() / (2 * 12 * 12)
   T.near(total, 1, 0.15, "integral of the model density")
 end)
+
+T.test("tensor:batch draws rows with replacement, seeded", function()
+  local t = ff.tensor{ { 1, 1 }, { 2, 2 }, { 3, 3 } }
+  local b = t:batch(3000, ff.rng(4))
+  T.eq(table.concat(b:shape(), ","), "3000,2", "shape")
+  local counts = { 0, 0, 0 }
+  for i = 0, 2999 do
+    local v = b.data[2 * i]
+    T.eq(b.data[2 * i + 1], v, "rows copied whole")
+    counts[v] = counts[v] + 1
+  end
+  for k = 1, 3 do T.near(counts[k], 1000, 120, "row " .. k .. " drawn about a third of the time") end
+  T.eq(table.concat(t:batch(5, ff.rng(4)):values(), ","), table.concat(b:narrow(1, 1, 5):values(), ","), "same seed")
+  T.raises(function() t:batch(0) end, "n must be a positive integer")
+end)
+
+T.test("Lua decoders and metrics are called once per batch", function()
+  local calls = 0
+  local dec = ff.decoder.lua{
+    name = "first_symbol_wins",
+    decode = function(self, p, rng, out)                 -- out [n, k]: always token 0
+      calls = calls + 1
+      out:fill(0)
+    end,
+  }
+  local f = ff.flow{ k = 1, d = 2, decoder = dec, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+  local p = ff.random.dirichlet(ff.rng(1), { 10, 1, 3 }, 1)
+  local tok = f:decode(p)
+  T.eq(calls, 1, "one call"); T.eq(table.concat(tok:shape(), ","), "10,1", "tokens"); T.eq(tok:max(), 0, "values")
+  local mean_p1 = ff.metric.lua{ name = "mean_p1", compute = function(self, x) local s = 0
+    for i = 0, x:size(1) - 1 do s = s + x.data[3 * i] end
+    return s / x:size(1) end }
+  local r = ff.metrics.run({ mean_p1 }, p)
+  local direct = 0
+  for i = 0, 9 do direct = direct + p:get(i + 1, 1, 1) end
+  T.near(r.mean_p1, direct / 10, 1e-12, "metric value")
+  T.raises(function() ff.metric.lua{ name = "m" } end, "needs a function 'compute'")
+  T.raises(function() ff.flow{ k = 1, d = 2, source = dec } end, "is a lua decoder, not a source")
+end)
