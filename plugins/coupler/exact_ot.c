@@ -1,7 +1,9 @@
 /* plugins/coupler/exact_ot.c — the exact minibatch optimal-transport coupling (MATH.md training step
  * 2): the permutation minimising sum_i C[i, perm[i]], C[i, j] = sum_k theta_k(x1_i, x0_j)^2, solved
  * exactly as a linear assignment by shortest augmenting paths with potentials (Jonker & Volgenant
- * 1987: column reduction, then one Dijkstra search per free row), all in double.
+ * 1987, "A shortest augmenting path algorithm for dense and sparse linear assignment problems":
+ * column reduction, reduction transfer, two passes of augmenting row reduction, then one Dijkstra
+ * search per row still free), all in double.
  * Options: none. Cost: O(k n^2 (d+1)) for the cost (one sgemm per position) + O(n^3) worst case for
  * the assignment (far less on random instances). Scratch is kept in the state and reused: no
  * allocation after the first call with a given n. Not thread-safe per instance. */
@@ -62,6 +64,7 @@ static void lap_solve(eot_state *s, const double *C, int64_t n) {
     int32_t *pred = s->pred, *rowsol = s->rowsol, *colsol = s->colsol, *cols = s->cols;
     for (int64_t i = 0; i < n; i++) rowsol[i] = -1;
     /* Column reduction: v[j] = min_i C[i][j] (u = 0); a column takes its argmin row if still free. */
+    if (n == 1) { rowsol[0] = 0; colsol[0] = 0; return; }
     for (int64_t j = 0; j < n; j++) { v[j] = INFINITY; colsol[j] = -1; }
     int32_t *argmin = pred;                      /* pred is free scratch here */
     for (int64_t i = 0; i < n; i++) {
@@ -69,11 +72,60 @@ static void lap_solve(eot_state *s, const double *C, int64_t n) {
         for (int64_t j = 0; j < n; j++)
             if (row[j] < v[j]) { v[j] = row[j]; argmin[j] = (int32_t)i; }
     }
+    /* matches[i] = how many columns chose row i (kept in dist, unused until the searches). */
+    double *matches = dist;
+    for (int64_t i = 0; i < n; i++) matches[i] = 0;
     for (int64_t j = n - 1; j >= 0; j--) {
         int32_t i = argmin[j];
-        if (rowsol[i] < 0) { rowsol[i] = (int32_t)j; colsol[j] = i; }
+        if (matches[i]++ == 0) { rowsol[i] = (int32_t)j; colsol[j] = i; }
     }
-    /* One shortest augmenting path per free row. */
+    /* Reduction transfer: a row matched once hands its slack to its column, so its column stays a
+     * minimum of the row's reduced costs C[i][j] - v[j]. */
+    int32_t *freel = s->cols;                    /* cols is scratch until the searches */
+    int64_t nfree = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (matches[i] == 0) { freel[nfree++] = (int32_t)i; continue; }
+        if (matches[i] != 1 || n == 1) continue;
+        int32_t j1 = rowsol[i];
+        const double *row = C + i * n;
+        double m = INFINITY;
+        for (int64_t j = 0; j < n; j++)
+            if (j != j1 && row[j] - v[j] < m) m = row[j] - v[j];
+        v[j1] -= m - (row[j1] - v[j1]);
+    }
+    /* Augmenting row reduction, two passes (Jonker & Volgenant): a free row takes the column of its
+     * smallest reduced cost, lowering that column's v to the second smallest; the row it displaces
+     * continues at once when the gap was strict. Bounded by a step budget (floating-point ties). */
+    int64_t budget = 8 * n;
+    for (int pass = 0; pass < 2 && n > 1; pass++) {
+        int64_t k = 0, prev = nfree;
+        nfree = 0;
+        while (k < prev) {
+            int32_t i = freel[k++];
+            const double *row = C + (int64_t)i * n;
+            double u1 = row[0] - v[0], u2 = INFINITY;
+            int32_t j1 = 0, j2 = -1;
+            for (int64_t j = 1; j < n; j++) {
+                double h = row[j] - v[j];
+                if (h < u2) {
+                    if (h >= u1) { u2 = h; j2 = (int32_t)j; }
+                    else { u2 = u1; j2 = j1; u1 = h; j1 = (int32_t)j; }
+                }
+            }
+            int32_t i0 = colsol[j1];
+            int strict = u1 < u2;
+            if (strict) v[j1] -= u2 - u1;
+            else if (i0 >= 0) { j1 = j2; i0 = colsol[j2]; }
+            if (i0 >= 0) rowsol[i0] = -1;
+            rowsol[i] = j1;
+            colsol[j1] = i;
+            if (i0 >= 0) {
+                if (strict && --budget > 0) freel[--k] = i0;   /* continue with the displaced row */
+                else freel[nfree++] = i0;
+            }
+        }
+    }
+    /* One shortest augmenting path per row still free. */
     for (int64_t f = 0; f < n; f++) {
         if (rowsol[f] >= 0) continue;
         const double *row = C + f * n;
