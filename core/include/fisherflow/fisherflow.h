@@ -15,6 +15,7 @@
 #include "io.h"
 #include "data.h"
 #include "metrics.h"
+#include "checkpoint.h"
 #include "sphere.h"
 #include "geometry.h"
 #include "ode.h"
