@@ -92,9 +92,10 @@ local function run(script_text, args)
   os.execute("mkdir -p '" .. dir .. "'")
   local path = dir .. "/script.lua"
   local f = assert(io.open(path, "w")); f:write(script_text); f:close()
-  local p = io.popen(("'%s' run '%s' %s 2>&1; echo \"rc=$?\""):format(runner_path(), path, args or ""))
+  -- run from the script's directory: Lua shortens chunk names over 60 characters ("...")
+  local p = io.popen(("cd '%s' && '%s' run script.lua %s 2>&1; echo \"rc=$?\""):format(dir, runner_path(), args or ""))
   local out = p:read("*a"); p:close()
-  return out, tonumber(out:match("rc=(%d+)%s*$")), path
+  return out, tonumber(out:match("rc=(%d+)%s*$")), "script.lua"
 end
 
 T.test("the runner prints fisherflow: script:line: message and exits 1", function()
