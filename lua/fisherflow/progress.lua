@@ -60,6 +60,7 @@ end
 
 -- Reports that i of total are done; info: a few numbers to show (loss, ...).
 function Bar:update(i, info)
+  self.last_i, self.last_info = i, info
   if self.tty then
     local now = util.now()
     if now - self.last_draw < 0.1 and i < self.total then return end
@@ -77,7 +78,7 @@ function Bar:finish(info)
   if self.done_ then return end
   self.done_ = true
   if self.tty then
-    self.out:write(self:line(self.total, info), "\n")
+    self.out:write(self:line(self.last_i or self.total, info or self.last_info), "\n")
     self.out:flush()
   end
 end
