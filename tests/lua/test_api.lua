@@ -196,6 +196,17 @@ T.test("plugins: find, list, specs with options", function()
   T.eq(tostring(spec), 'plugin network "bmlp"', "spec tostring")
   T.raises(function() ff.plugin("network", "bmlp", { hiden = 3 }) end, 'unknown option "hiden"')
   T.raises(function() ff.plugin("network", "bmlp", { hidden = "wide" }) end, "hidden")
+  -- Lua numbers follow the declared option type: 1 for a number option, 2 for a numbers option
+  ff.plugin("coupler", "sinkhorn", { eps = 1, iterations = 50 })
+  ff.plugin("source", "dirichlet", { alpha = 2 })
+  T.raises(function() ff.plugin("coupler", "sinkhorn", { iterations = 2.5 }) end, "iterations")
+  T.raises(function() ff.plugin("source", "dirichlet", { alpha = { 1, "x" } }) end, 'option "alpha": entry 2 is a string')
+  local f = ff.flow{ k = 1, d = 2, source = ff.plugin("source", "dirichlet", { alpha = { 1, 1, 20 } }),
+                     network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }), seed = 2 }
+  local x0 = f:sample(400, { steps = 1 })          -- one Euler step of an untrained field: near x0
+  local m3 = 0
+  for i = 0, 399 do m3 = m3 + x0.data[3 * i + 2] end
+  T.ok(m3 / 400 > 0.6, "Dirichlet(1,1,20) source should put mass on symbol 3: %.3f", m3 / 400)
 end)
 
 -- A toy target on the 2-simplex: mass near vertex 1 (Dirichlet(8, 1, 1)).
