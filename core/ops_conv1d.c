@@ -3,6 +3,7 @@
  * per chunk and col2im. Matches torch.nn.functional.conv1d on the transposed layout.
  */
 #include <cblas.h>
+#include <limits.h>
 #include <string.h>
 #include "tape_internal.h"
 
@@ -66,6 +67,9 @@ ff_tensor_t *ff_conv1d(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_
         return ff_op_fail(tp, FF_ESHAPE, "ff_conv1d: x [%s], w [%s], dilation %d, padding %d: output length %lld < 1",
                           FF_SHAPE(x, s1), FF_SHAPE(w, s2), dilation, padding, (long long)g.Lout);
     const int64_t KC = g.K * g.Cin, rows = g.N * g.Lout, chunk = chunk_rows(&g);
+    if (KC > INT_MAX || g.Cout > INT_MAX || chunk > INT_MAX)
+        return ff_op_fail(tp, FF_EINVAL, "ff_conv1d: x [%s], w [%s]: a matrix dimension exceeds BLAS's int range",
+                          FF_SHAPE(x, s1), FF_SHAPE(w, s2));
     const float *xs = ff_op_contig(tp, x), *ws = ff_op_contig(tp, w), *bs = b ? ff_op_contig(tp, b) : NULL;
     ff_tensor_t *out = ff_op_out(tp, 3, (int64_t[]){ g.N, g.Lout, g.Cout });
     float *cols = direct(&g) ? NULL : ff_arena_floats(tp, chunk * KC);

@@ -3,6 +3,7 @@
  * leading dimension; only other layouts are copied. Backward is two sgemm calls (+ a column sum).
  */
 #include <cblas.h>
+#include <limits.h>
 #include <string.h>
 #include "tape_internal.h"
 
@@ -52,6 +53,9 @@ ff_tensor_t *ff_linear(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_
         return ff_op_fail(tp, FF_ESHAPE, "ff_linear: w [%s], b [%s]: bias must be [%lld]",
                           FF_SHAPE(w, s1), FF_SHAPE(b, s3), (long long)w->shape[0]);
     const int64_t K = w->shape[1], O = w->shape[0], M = ff_prod(x->shape, 0, x->ndim - 1);
+    if (M > INT_MAX || K > INT_MAX || O > INT_MAX)
+        return ff_op_fail(tp, FF_EINVAL, "ff_linear: x [%s], w [%s]: a matrix dimension exceeds BLAS's int range",
+                          FF_SHAPE(x, s1), FF_SHAPE(w, s2));
     int64_t shape[FF_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = O;
@@ -109,6 +113,9 @@ ff_tensor_t *ff_matmul(ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b) {
         return ff_op_fail(tp, FF_ESHAPE, "ff_matmul: [%s] x [%s]: inner dims %lld != %lld",
                           FF_SHAPE(a, s1), FF_SHAPE(b, s2), (long long)a->shape[a->ndim - 1], (long long)b->shape[0]);
     const int64_t K = b->shape[0], N = b->shape[1], M = ff_prod(a->shape, 0, a->ndim - 1);
+    if (M > INT_MAX || K > INT_MAX || N > INT_MAX)
+        return ff_op_fail(tp, FF_EINVAL, "ff_matmul: [%s] x [%s]: a matrix dimension exceeds BLAS's int range",
+                          FF_SHAPE(a, s1), FF_SHAPE(b, s2));
     int64_t shape[FF_MAX_DIMS];
     memcpy(shape, a->shape, sizeof shape);
     shape[a->ndim - 1] = N;

@@ -44,6 +44,12 @@ typedef struct gcase {
 } gcase;
 
 static double *dropout_mask;   /* recovered from the float forward; the reference reuses it */
+/* float32 kernels vs double references: forward relative to the output's scale, gradient relative
+ * to 1 + max |gradient| (central differences in double with h = 1e-5 are exact to ~1e-10 here) */
+#define FWD_RTOL  2e-6
+#define GRAD_RTOL 1e-5
+static double corrupt_grad;    /* added to one analytic gradient entry: proves the checker can fail */
+static double worst_grad_ratio, worst_fwd_ratio;   /* max error / tolerance over all checked cases */
 
 static double sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
 
@@ -366,8 +372,9 @@ static int check_case(const gcase *c, uint64_t seed) {
         fmax = fmax > fabs(out->data[i] - r.v[i]) ? fmax : fabs(out->data[i] - r.v[i]);
         scale = scale > fabs(r.v[i]) ? scale : fabs(r.v[i]);
     }
-    if (!(fmax <= 2e-5 * scale)) {
-        FF_EXPECT(fmax <= 2e-5 * scale, "%s %s: forward max |err| %.3g (scale %.3g)", ff_op_names_for_test(c->op), c->label, fmax, scale);
+    if (fmax / (FWD_RTOL * scale) > worst_fwd_ratio) worst_fwd_ratio = fmax / (FWD_RTOL * scale);
+    if (!(fmax <= FWD_RTOL * scale)) {
+        FF_EXPECT(fmax <= FWD_RTOL * scale, "%s %s: forward max |err| %.3g (scale %.3g)", ff_op_names_for_test(c->op), c->label, fmax, scale);
         ok = 0;
     }
     /* VJP with a random seed R: d/dx sum(R * out) */
@@ -398,16 +405,17 @@ static int check_case(const gcase *c, uint64_t seed) {
             gmax = gmax > fabs(fd[i]) ? gmax : fabs(fd[i]);
         }
         for (int64_t i = 0; i < n; i++) {
-            double an = g[i] - (pg[k] ? 0.25 : 0.0);
+            double an = g[i] - (pg[k] ? 0.25 : 0.0) + (i == 0 ? corrupt_grad : 0.0);
             double e = fabs(an - fd[i]);
             emax = emax > e ? emax : e;
         }
-        double tol = 1e-4 * (1.0 + gmax);
-        if (!(emax <= tol)) {
+        double tol = GRAD_RTOL * (1.0 + gmax);
+        if (corrupt_grad == 0.0 && emax / tol > worst_grad_ratio) worst_grad_ratio = emax / tol;
+        if (!(emax <= tol) && corrupt_grad == 0.0) {
             FF_EXPECT(emax <= tol, "%s %s: input %d: max |grad - fd| %.3g > %.3g (max |fd| %.3g)",
                       ff_op_names_for_test(c->op), c->label, k, emax, tol, gmax);
-            ok = 0;
         }
+        if (!(emax <= tol)) ok = 0;
         free(fd);
     }
     free(R);
@@ -510,7 +518,20 @@ FF_TEST(every_op) {
         good += check_case(&cases[i], 1000 + (uint64_t)i);
     }
     for (int op = 0; op < FF_OP_COUNT; op++) FF_EXPECT(covered[op], "op %s has no row in the table", op_names[op]);
-    printf("  %d/%d gradient cases agree with double central differences\n", good, n);
+    printf("  %d/%d cases agree with the double reference (worst forward error %.2f of its tolerance, "
+           "worst gradient error %.2f of its tolerance)\n", good, n, worst_fwd_ratio, worst_grad_ratio);
+}
+
+/* The checker itself: an analytic gradient off by 1e-4 in one entry must be reported. */
+FF_TEST(checker_catches_a_wrong_gradient) {
+    int saved = ff_failed_now_;
+    corrupt_grad = 1e-4;
+    int ok1 = check_case(&cases[0], 1);                  /* linear */
+    corrupt_grad = 0;
+    int ok2 = check_case(&cases[0], 1);
+    ff_failed_now_ = saved;
+    FF_EXPECT(!ok1, "a gradient error of 1e-4 went unnoticed");
+    FF_EXPECT(ok2, "the same case passes without the corruption");
 }
 
 /* Random shapes (sizes 1..4, 1-4 dims) and random broadcast patterns for the binary ops. */
