@@ -291,12 +291,17 @@ static int coerce(entry *e, ff_option_type want) {
     return 0;
 }
 
-ff_status ff_options_validate(ff_options *o, const ff_option_spec *spec, const char *owner) {
-    if (!o) return ff_errorf(FF_EINVAL, "ff_options_validate: options table is NULL");
-    const char *own = owner && owner[0] ? owner : "ff_options_validate";
-    char known[512], val[64];
-    /* A plugin whose own defaults do not parse is refused before any user value is looked at. */
+ff_status ff_option_spec_check(const ff_option_spec *spec, const char *owner) {
+    const char *own = owner && owner[0] ? owner : "ff_option_spec_check";
     for (const ff_option_spec *s = spec; s && s->name; s++) {
+        int ok = s->name[0] != '\0';
+        for (const char *c = s->name; *c; c++)
+            ok &= (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+        if (!ok)
+            return ff_errorf(FF_EPLUGIN, "%s: option name \"%s\" is not [a-z0-9_]+", own, s->name);
+        for (const ff_option_spec *t = spec; t != s; t++)
+            if (!strcmp(t->name, s->name))
+                return ff_errorf(FF_EPLUGIN, "%s: option \"%s\" is declared twice", own, s->name);
         if (s->type < FF_OPT_INT || s->type > FF_OPT_NUMBERS)
             return ff_errorf(FF_EPLUGIN, "%s: option \"%s\" declares unknown type %d", own, s->name, (int)s->type);
         if (s->default_value) {
@@ -307,6 +312,15 @@ ff_status ff_options_validate(ff_options *o, const ff_option_spec *spec, const c
             entry_free(d);
         }
     }
+    return FF_OK;
+}
+
+ff_status ff_options_validate(ff_options *o, const ff_option_spec *spec, const char *owner) {
+    if (!o) return ff_errorf(FF_EINVAL, "ff_options_validate: options table is NULL");
+    const char *own = owner && owner[0] ? owner : "ff_options_validate";
+    char known[512], val[64];
+    /* A plugin whose own spec is broken is refused before any user value is looked at. */
+    FF_TRY(ff_option_spec_check(spec, owner));
     for (int i = 0; i < o->count; i++) {
         entry *e = o->e[i];
         const ff_option_spec *s = spec_find(spec, e->key);

@@ -131,6 +131,9 @@ static ff_status check_desc(const ff_plugin *d, const char *path, ff_plugin_kind
         return ff_errorf(FF_EPLUGIN, "%s: vtable_size %u is below the %s vtable of ABI 1.0 (%zu bytes)%s",
                          path, d->vtable_size, ff_plugin_kind_name(kind), need,
                          d->vtable ? "" : "; vtable is NULL");
+    char owner[96];
+    snprintf(owner, sizeof owner, "%s: %s \"%s\"", path, ff_plugin_kind_name(kind), name);
+    FF_TRY(ff_option_spec_check(d->options, owner));
     const char *missing = NULL;
     switch (kind) {
     case FF_PLUGIN_SOURCE: {
@@ -168,7 +171,10 @@ static ff_status load_locked(const char *path, ff_plugin_kind kind, const char *
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         const char *e = dlerror();
-        return ff_errorf(FF_EPLUGIN, "%s: %s", path, e ? e : "dlopen failed");
+        if (!e) e = "dlopen failed";
+        if (!strncmp(e, path, strlen(path)))   /* glibc's text often starts with the path already */
+            return ff_errorf(FF_EPLUGIN, "%s", e);
+        return ff_errorf(FF_EPLUGIN, "%s: %s", path, e);
     }
     dlerror();
     void *sym = dlsym(dl, "ff_plugin_entry");

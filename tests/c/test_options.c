@@ -134,6 +134,17 @@ FF_TEST(malformed_spec_default) {
     ff_options_free(o);
 }
 
+FF_TEST(spec_check) {
+    FF_EXPECT(ff_option_spec_check(spec, "network \"bmlp\"") == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_option_spec_check(NULL, "x") == FF_OK, "no options is fine");
+    static const ff_option_spec twice[] = { { "a", FF_OPT_INT, "1", "" }, { "a", FF_OPT_NUMBER, "1", "" }, { NULL, 0, NULL, NULL } };
+    static const ff_option_spec badname[] = { { "Hidden-Size", FF_OPT_INT, "1", "" }, { NULL, 0, NULL, NULL } };
+    static const ff_option_spec badtype[] = { { "a", (ff_option_type)42, "1", "" }, { NULL, 0, NULL, NULL } };
+    FF_EXPECT_ERROR(ff_option_spec_check(twice, "source \"x\""), FF_EPLUGIN, "source \"x\": option \"a\" is declared twice");
+    FF_EXPECT_ERROR(ff_option_spec_check(badname, "source \"x\""), FF_EPLUGIN, "option name \"Hidden-Size\" is not [a-z0-9_]+");
+    FF_EXPECT_ERROR(ff_option_spec_check(badtype, "source \"x\""), FF_EPLUGIN, "option \"a\" declares unknown type 42");
+}
+
 FF_TEST(copy_is_deep) {
     ff_options *o = NULL, *c = NULL;
     ff_options_new(&o);

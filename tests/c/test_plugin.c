@@ -46,6 +46,7 @@ FF_TEST(refuse_dlopen_failure) {
     FF_EXPECT_ERROR(find(FF_PLUGIN_SOURCE, "broken"), FF_EPLUGIN, FIXTURES "/source_broken.so: ");
     FF_EXPECT(strstr(ff_last_error(), "ff_fixture_symbol_nobody_defines"), "dlerror text: %s", ff_last_error());
     FF_EXPECT_ERROR(find(FF_PLUGIN_DECODER, "garbage"), FF_EPLUGIN, FIXTURES "/decoder_garbage.so: ");
+    FF_EXPECT(strstr(ff_last_error() + 1, FIXTURES "/decoder_garbage.so") == NULL, "path once: %s", ff_last_error());
     FF_EXPECT(strstr(ff_last_error(), "ELF") || strstr(ff_last_error(), "too short"), "dlerror text: %s", ff_last_error());
     /* a refused file is not cached: asking again gives the same refusal, not a crash */
     FF_EXPECT_ERROR(find(FF_PLUGIN_SOURCE, "broken"), FF_EPLUGIN, "ff_fixture_symbol_nobody_defines");
@@ -141,8 +142,10 @@ FF_TEST(options_through_loader) {
     FF_EXPECT_ERROR(ff_plugin_new(&inst, FF_PLUGIN_SOURCE, "options", o, NULL, NULL, NULL), FF_EINVAL,
                     "source \"options\": option \"mode\" = \"fail\" refused on purpose");
     ff_options_free(o);
+    /* a broken option spec is the plugin's fault: refused at load, before any option is looked at */
     FF_EXPECT_ERROR(ff_plugin_new(&inst, FF_PLUGIN_SOURCE, "bad_default", NULL, NULL, NULL, NULL), FF_EPLUGIN,
-                    "source \"bad_default\": option \"count\" has a malformed default \"lots\" for type int");
+                    FIXTURES "/source_bad_default.so: source \"bad_default\": option \"count\" has a malformed "
+                    "default \"lots\" for type int");
     const ff_plugin *d = NULL;
     FF_EXPECT(ff_plugin_find(FF_PLUGIN_SOURCE, "options", &d) == FF_OK && ff_plugin_refs(d) == 0,
               "refused creates released their reference: %d", d ? ff_plugin_refs(d) : -9);

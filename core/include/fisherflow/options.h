@@ -42,6 +42,10 @@ ff_status ff_options_set_numbers(ff_options *o, const char *key, const double *v
  * On success the table remembers spec (for defaults) and owner. */
 ff_status ff_options_validate  (ff_options *o, const ff_option_spec *spec, const char *owner);
 
+/* Checks a plugin's own spec: names valid ([a-z0-9_]+) and unique, types known, defaults parse as
+ * their type. FF_EPLUGIN naming `owner` and the option otherwise (the loader refuses such a plugin). */
+ff_status ff_option_spec_check (const ff_option_spec *spec, const char *owner);
+
 /* Getters: FF_EINVAL naming the key if it is absent and has no default, or has another type. */
 ff_status ff_options_get_int   (const ff_options *o, const char *key, int64_t *v);
 ff_status ff_options_get_number(const ff_options *o, const char *key, double *v);
