@@ -91,9 +91,7 @@ function M.install(ff)
       end
       if t.length ~= nil then o.length = t.length end
       local out = ffi.new("ff_tensor_t *[1]")
-      local alphabet = t.alphabet   -- kept alive across the call
-      check(C.ff_seq_read(path, o, out))
-      local _ = alphabet
+      check(C.ff_seq_read(path, o, out))   -- t keeps the alphabet string alive
       return tensor.own(out)
     end
   end
@@ -101,7 +99,7 @@ function M.install(ff)
     -- ff.load_tensors(path) -> { name = tensor, ... }, { metadata key = value }
     function ff.load_tensors(path)
       local out = ffi.new("ff_safetensors_t *[1]")
-      check(C.ff_safetensors_read(path, out))
+      check(C.ff_safetensors_read(out, path))
       local st = ffi.gc(out[0], C.ff_safetensors_free)
       local tensors, meta = {}, {}
       local info = ffi.new("ff_st_info")

@@ -300,12 +300,10 @@ function Flow:sample(n, opts)
   local x0 = opts.x0
   expect_tensor("flow:sample", "x0", x0, true)
   expect_tensor("flow:sample", "cond", opts.cond, true)
-  if x0 == nil and self.lua_source then x0 = draw_lua_source(self, n, self.lua_rng):copy() end
+  if x0 == nil and self.lua_source then x0 = draw_lua_source(self, n, self.lua_rng) end
   local out = tensor.zeros(n, self.k, self.d + 1)
   local st = ffi.new("ff_sample_stats")
-  local keep = opts.stepper   -- the string must outlive the call
-  check(C.ff_flow_sample(self.ptr, out, x0, opts.cond, o, st))
-  local _ = keep
+  check(C.ff_flow_sample(self.ptr, out, x0, opts.cond, o, st))   -- opts keeps the stepper string alive
   return out, { nfe = tonumber(st.nfe), ms = st.ms }
 end
 
@@ -345,9 +343,7 @@ function Flow:log_prob(p, opts)
   if opts.estimator ~= nil then o.estimator = opts.estimator end
   if opts.probes ~= nil then o.probes = opts.probes end
   local out = tensor.zeros(p:size(1))
-  local keep = opts.estimator
   check(C.ff_flow_log_prob(self.ptr, p, opts.cond, o, out))
-  local _ = keep
   return out
 end
 

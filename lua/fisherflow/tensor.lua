@@ -213,11 +213,13 @@ methods.clone = methods.copy
 
 function methods.copy_from(t, src)
   if type(src) == "table" then src = M.tensor(src) end
+  if not is_tensor(src) then raise("tensor:copy_from: expects a tensor or a table, got " .. type(src)) end
   check(C.ff_tensor_copy(t, src))
   return t
 end
 
 function methods.fill(t, v)
+  if type(v) ~= "number" then raise("tensor:fill: value must be a number, got " .. type(v)) end
   check(C.ff_tensor_fill(t, v))
   return t
 end
@@ -228,7 +230,10 @@ function methods.view(t, ...)
   if type(s) ~= "table" then s = { ... } end
   if #s > MAX_DIMS then raise(("tensor:view: %d dims, at most %d"):format(#s, MAX_DIMS)) end
   local dims = dims_t()
-  for i = 1, #s do dims[i - 1] = s[i] end
+  for i = 1, #s do
+    if type(s[i]) ~= "number" then raise(("tensor:view: size %d must be a number, got %s"):format(i, type(s[i]))) end
+    dims[i - 1] = s[i]
+  end
   local out = out_t()
   check(C.ff_tensor_view(out, t, #s, dims))
   return own(out[0])
@@ -238,6 +243,7 @@ methods.reshape = methods.view
 -- Rows [first, last] (1-based, inclusive) of dim `dim`, sharing storage.
 function methods.narrow(t, dim, first, last)
   local out = out_t()
+  if type(first) ~= "number" or type(last) ~= "number" then raise("tensor:narrow: first and last must be numbers") end
   if type(dim) ~= "number" or dim < 1 or dim > t.ndim then
     raise(("tensor:narrow: dim %s out of range [1, %d]"):format(tostring(dim), t.ndim))
   end

@@ -46,6 +46,19 @@ T.test("a C error inside flow:step names the function and the shapes", function(
   T.ok(err:find("4,2,3", 1, true), "message names the shape: %s", err)
 end)
 
+T.test("wrong argument types are named at the script's line, not as FFI conversion errors", function()
+  local t = ff.zeros(2)
+  local line = T.line() + 1
+  local err = T.raises(function() t:fill("x") end, "tensor:fill: value must be a number, got string")
+  T.ok(at_line(err, line), "not at line %d: %s", line, err)
+  T.raises(function() t:copy_from(42) end, "tensor:copy_from: expects a tensor or a table, got number")
+  T.raises(function() t:view("2") end, "tensor:view: size 1 must be a number, got string")
+  T.raises(function() ff.zeros(4):narrow(1, "a", 2) end, "tensor:narrow: first and last must be numbers")
+  local f = ff.flow{ k = 1, d = 2, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+  T.raises(function() f:step({ 1, 2, 3 }) end, "flow:step: x1 must be a tensor, got table")
+  T.raises(function() f:sample(0) end, "flow:sample: n must be a positive integer, got 0")
+end)
+
 T.test("plugin option mistakes raise at the ff.plugin line with the loader's message", function()
   local line = T.line() + 1
   local err = T.raises(function() ff.plugin("network", "bmlp", { depht = 2 }) end, 'network "bmlp": unknown option "depht" (known:')
