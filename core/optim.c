@@ -76,7 +76,9 @@ static void step_adamw(ff_optim_t *o, float lr) {
     const double bc1 = 1.0 - pow((double)c->beta1, (double)o->t);
     const double bc2 = 1.0 - pow((double)c->beta2, (double)o->t);
     const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    const float decay = 1.0f - lr * c->weight_decay, w1 = 1.0f - c->beta1, b2 = c->beta2, w2 = 1.0f - c->beta2;
+    /* scalars formed in double and rounded once, as PyTorch does with its Python floats */
+    const float decay = (float)(1.0 - (double)lr * c->weight_decay), w1 = (float)(1.0 - (double)c->beta1);
+    const float b2 = c->beta2, w2 = (float)(1.0 - (double)c->beta2);
     const float eps = c->eps;
     int64_t i = 0;
 #if defined(__SSE2__)
