@@ -10,29 +10,27 @@ int64_t ff_simplex_grid_cell(double pa, double pb, double pc, int64_t res) {
     if (pa < -1e-5 || pb < -1e-5 || pc < -1e-5) return -1;
     double s = pa + pb + pc;
     if (s < 0.999 || s > 1.001) return -1;
-    if (pb < 0) pb = 0;
-    if (pc < 0) pc = 0;
-    double b = pb / s * (double)res, c = pc / s * (double)res;
-    int64_t j = (int64_t)floor(c);
-    if (j > res - 1) j = res - 1;
-    if (j < 0) j = 0;
-    int64_t i = (int64_t)floor(b);
-    if (i > res - 1 - j) i = res - 1 - j;
-    if (i < 0) i = 0;
-    double fb = b - (double)i, fc = c - (double)j;
-    int down = (fb + fc > 1.0) && (i + j <= res - 2);
-    return 2 * res * j - j * j + 2 * i + down;
+    double q[3] = { pa > 0 ? pa / s : 0, pb > 0 ? pb / s : 0, 0 };
+    q[2] = 1.0 - q[0] - q[1];
+    double u = (double)res * q[0], v = (double)res * q[1], w = (double)res - u - v;
+    int64_t f[3] = { (int64_t)floor(u), (int64_t)floor(v), (int64_t)floor(w) };
+    for (int k = 0; k < 3; k++) f[k] = f[k] < 0 ? 0 : f[k] > res - 1 ? res - 1 : f[k];
+    int64_t sum = f[0] + f[1] + f[2];
+    while (sum > res - 1) {               /* a lattice point: give it to an upright cell */
+        int m = f[2] >= f[0] && f[2] >= f[1] ? 2 : f[0] >= f[1] ? 0 : 1;
+        f[m]--;
+        sum--;
+    }
+    if (sum == res - 1) return f[0] * res + f[1];
+    if (f[0] + f[1] > res - 2) f[0] = res - 2 - f[1];
+    return (res - 1 - f[0]) * res + (res - 1 - f[1]);
 }
 
 int ff_simplex_grid_coords(int64_t cell, int64_t res, int64_t *i, int64_t *j, int *down) {
     if (res < 1 || cell < 0 || cell >= res * res) return -1;
-    /* row j starts at 2*res*j - j*j; rows are short, so walk them (res is at most a few thousand) */
-    int64_t r = 0;
-    while (r + 1 < res && 2 * res * (r + 1) - (r + 1) * (r + 1) <= cell) r++;
-    int64_t pos = cell - (2 * res * r - r * r);
-    *j = r;
-    *i = pos / 2;
-    *down = (int)(pos % 2);
+    *i = cell / res;
+    *j = cell % res;
+    *down = *i + *j >= res;
     return 0;
 }
 
@@ -40,10 +38,10 @@ int ff_simplex_grid_centre(int64_t cell, int64_t res, double p[3]) {
     int64_t i, j;
     int down;
     if (ff_simplex_grid_coords(cell, res, &i, &j, &down) != 0) return -1;
-    double b = (double)i + (down ? 2.0 / 3.0 : 1.0 / 3.0), c = (double)j + (down ? 2.0 / 3.0 : 1.0 / 3.0);
-    p[1] = b / (double)res;
-    p[2] = c / (double)res;
-    p[0] = 1.0 - p[1] - p[2];
+    double r = (double)res;
+    if (!down) { p[0] = ((double)i + 1.0 / 3.0) / r; p[1] = ((double)j + 1.0 / 3.0) / r; }
+    else { p[0] = ((double)(res - 1 - i) + 2.0 / 3.0) / r; p[1] = ((double)(res - 1 - j) + 2.0 / 3.0) / r; }
+    p[2] = 1.0 - p[0] - p[1];
     return 0;
 }
 

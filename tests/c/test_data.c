@@ -59,14 +59,14 @@ FF_TEST(smiley_masses_closed_form) {
     /* res 2: the top cell is p_C >= 1/2, i.e. y >= sqrt(3)/4; only the eyes reach it */
     double c0 = 0.45 - S / 2, top = 2.0 / 3.0 * (1.0 - eye_fraction_below(c0, 0.05));
     FF_EXPECT(err >= 0 && err < 2e-3, "err_tv %g", err);
-    FF_EXPECT_NEAR(m->data[3], top, err + 1e-6);
+    FF_EXPECT_NEAR(m->data[0], top, err + 1e-6);   /* upright cell (0, 0): p0, p1 < 1/2 */
     FF_EXPECT_NEAR(m->data[0] + m->data[1] + m->data[2] + m->data[3], 1.0, 1e-6);
-    printf("  res 2 top cell: %.6f, 1-D integral %.6f, err_tv bound %.2e\n", m->data[3], top, err);
+    printf("  res 2 top cell: %.6f, 1-D integral %.6f, err_tv bound %.2e\n", m->data[0], top, err);
     ff_tensor_free(m);
     ff_tensor_t *d;
     ff_tensor_new1(&d, 4);
     FF_EXPECT(ff_data_smiley_density(2, 2048, d, NULL) == FF_OK);
-    FF_EXPECT_NEAR(d->data[3], top * 8, 8 * (err + 1e-6));
+    FF_EXPECT_NEAR(d->data[0], top * 8, 8 * (err + 1e-6));
     FF_EXPECT_ERROR(ff_data_smiley_masses(2, 8, d, NULL), FF_EINVAL, "m 8 outside [16, 16384]");
     FF_EXPECT_ERROR(ff_data_smiley_masses(3, 64, d, NULL), FF_ESHAPE, "expected 9 contiguous cells");
     ff_tensor_free(d);

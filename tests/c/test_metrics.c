@@ -3,17 +3,22 @@
 #include <stdlib.h>
 #include "fisherflow/fisherflow.h"
 #include "fisherflow/metrics.h"
+#include "fisherflow/viz.h"
 #include "ff_test.h"
 
-/* Barycentric corners of a cell from its (i, j, down), independent of the cell-index formula. */
+/* Corners of a cell in (p0, p1) coordinates from its grid entry (i, j), written from viz.h's
+ * description, independently of the cell-index code. */
 static void corners(int64_t i, int64_t j, int down, int64_t res, double bc[3][2]) {
     double r = (double)res;
     if (!down) { bc[0][0] = i; bc[0][1] = j; bc[1][0] = i + 1; bc[1][1] = j; bc[2][0] = i; bc[2][1] = j + 1; }
-    else { bc[0][0] = i + 1; bc[0][1] = j; bc[1][0] = i; bc[1][1] = j + 1; bc[2][0] = i + 1; bc[2][1] = j + 1; }
+    else {
+        double a = (double)(res - 1 - i), b = (double)(res - 1 - j);
+        bc[0][0] = a + 1; bc[0][1] = b; bc[1][0] = a; bc[1][1] = b + 1; bc[2][0] = a + 1; bc[2][1] = b + 1;
+    }
     for (int k = 0; k < 3; k++) { bc[k][0] /= r; bc[k][1] /= r; }
 }
 
-/* Is (b, c) inside the triangle with corners t (in (p_B, p_C) coordinates), with tolerance? */
+/* Is (b, c) inside the triangle with corners t (in (p0, p1) coordinates), with tolerance? */
 static int inside(double b, double c, double t[3][2]) {
     double s = 0;
     int pos = 0, neg = 0;
@@ -27,10 +32,11 @@ static int inside(double b, double c, double t[3][2]) {
 }
 
 FF_TEST(grid_known_cells) {
-    FF_EXPECT(ff_simplex_grid_cell(1, 0, 0, 2) == 0);
-    FF_EXPECT(ff_simplex_grid_cell(0, 1, 0, 2) == 2);
-    FF_EXPECT(ff_simplex_grid_cell(0, 0, 1, 2) == 3);
-    FF_EXPECT(ff_simplex_grid_cell(1.0 / 3, 1.0 / 3, 1.0 / 3, 2) == 1);
+    /* res 2: upright (0,0) [0], (0,1) [1], (1,0) [2]; the inverted middle cell is stored at (1,1) [3] */
+    FF_EXPECT(ff_simplex_grid_cell(1, 0, 0, 2) == 2);
+    FF_EXPECT(ff_simplex_grid_cell(0, 1, 0, 2) == 1);
+    FF_EXPECT(ff_simplex_grid_cell(0, 0, 1, 2) == 0);
+    FF_EXPECT(ff_simplex_grid_cell(1.0 / 3, 1.0 / 3, 1.0 / 3, 2) == 3);
     FF_EXPECT(ff_simplex_grid_cell(1.0 / 3, 1.0 / 3, 1.0 / 3, 1) == 0);
     FF_EXPECT(ff_simplex_grid_cell(0.5, 0.5, 0, 1000) >= 0);
     FF_EXPECT(ff_simplex_grid_cell(NAN, 0.5, 0.5, 4) == -1);
@@ -40,7 +46,7 @@ FF_TEST(grid_known_cells) {
     FF_EXPECT(ff_simplex_grid_cell(0.2, 0.3, 0.5, 0) == -1);
     double p[3];
     FF_EXPECT(ff_simplex_grid_centre(4, 2, p) == -1);
-    FF_EXPECT(ff_simplex_grid_centre(1, 2, p) == 0);
+    FF_EXPECT(ff_simplex_grid_centre(3, 2, p) == 0);
     FF_EXPECT_NEAR(p[0], 1.0 / 3, 1e-15); FF_EXPECT_NEAR(p[1], 1.0 / 3, 1e-15); FF_EXPECT_NEAR(p[2], 1.0 / 3, 1e-15);
 }
 
@@ -58,9 +64,10 @@ FF_TEST(grid_partition_brute_force) {
             FF_EXPECT(ff_simplex_grid_centre(cell, res, p) == 0);
             FF_EXPECT(ff_simplex_grid_cell(p[0], p[1], p[2], res) == cell, "res %lld cell %lld", (long long)res, (long long)cell);
             FF_EXPECT(ff_simplex_grid_coords(cell, res, &i, &j, &down) == 0);
-            FF_EXPECT(i >= 0 && j >= 0 && i + j <= res - 1 - down, "cell %lld -> (%lld, %lld, %d)", (long long)cell, (long long)i, (long long)j, down);
+            FF_EXPECT(i >= 0 && j >= 0 && i < res && j < res && (down ? i + j >= res : i + j < res),
+                      "cell %lld -> (%lld, %lld, %d)", (long long)cell, (long long)i, (long long)j, down);
             corners(i, j, down, res, t);
-            FF_EXPECT(inside(p[1], p[2], t));
+            FF_EXPECT(inside(p[0], p[1], t));
         }
         /* uniform points on the simplex: each lands in a cell whose triangle contains it, and cells
          * receive equal shares (equal areas) */
@@ -73,7 +80,7 @@ FF_TEST(grid_partition_brute_force) {
             double t[3][2];
             if (cell < 0 || ff_simplex_grid_coords(cell, res, &i, &j, &down) != 0) { bad++; continue; }
             corners(i, j, down, res, t);
-            if (!inside(u, v, t)) bad++;
+            if (!inside(1 - u - v, u, t)) bad++;
             count[cell]++;
         }
         FF_EXPECT(bad == 0, "res %lld: %lld points in the wrong cell", (long long)res, (long long)bad);
@@ -87,6 +94,32 @@ FF_TEST(grid_partition_brute_force) {
     }
 }
 
+/* The grid agrees with viz's (viz.h), cell for cell, on random points, lattice points and edges. */
+FF_TEST(grid_agrees_with_viz) {
+    ff_rng_t rng;
+    ff_rng_seed(&rng, 17);
+    int mismatch = 0, tried = 0;
+    for (int32_t res = 2; res <= 40; res += 19) {
+        for (int s = 0; s < 20000; s++) {
+            double p[3];
+            if (s < 400) {                   /* lattice points and edges: ties */
+                int64_t a = ff_rng_below(&rng, res + 1), b = ff_rng_below(&rng, res + 1 - a);
+                p[0] = (double)a / res; p[1] = (double)b / res;
+                if (s % 2) p[0] += 0.5 / res * (p[0] + 0.5 / res <= 1 - p[1]);
+            } else {
+                p[0] = ff_rng_uniform(&rng); p[1] = ff_rng_uniform(&rng);
+                if (p[0] + p[1] > 1) { p[0] = 1 - p[0]; p[1] = 1 - p[1]; }
+            }
+            p[2] = 1 - p[0] - p[1];
+            int32_t vi, vj;
+            if (ff_viz_simplex_cell(res, p, &vi, &vj) != FF_OK) continue;
+            tried++;
+            if (ff_simplex_grid_cell(p[0], p[1], p[2], res) != (int64_t)vi * res + vj) mismatch++;
+        }
+    }
+    FF_EXPECT(tried > 50000 && mismatch == 0, "%d of %d points in another cell than viz's", mismatch, tried);
+}
+
 FF_TEST(simplex_hist) {
     float pts[5][3] = { { 1, 0, 0 }, { 0, 1, 0 }, { 0, 0, 1 }, { 0, 0, 1 }, { 0.5f, 0.5f, 0.5f } };
     ff_tensor_t *x, *h;
@@ -95,7 +128,7 @@ FF_TEST(simplex_hist) {
     int64_t off = -1;
     FF_EXPECT(ff_simplex_hist(x, 2, h, &off) == FF_OK, "%s", ff_last_error());
     FF_EXPECT(off == 1);
-    FF_EXPECT(h->data[0] == 0.25f && h->data[1] == 0 && h->data[2] == 0.25f && h->data[3] == 0.5f);
+    FF_EXPECT(h->data[0] == 0.5f && h->data[1] == 0.25f && h->data[2] == 0.25f && h->data[3] == 0);
     FF_EXPECT_ERROR(ff_simplex_hist(x, 3, h, &off), FF_ESHAPE, "expected 9 contiguous cells");
     ff_tensor_t *bad;
     ff_tensor_wrap(&bad, &pts[4][0], 2, (int64_t[]){ 1, 3 });

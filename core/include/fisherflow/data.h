@@ -23,12 +23,13 @@
 
 /* out [n, 1, 3] (caller-allocated, contiguous): smiley points, p_A, p_B, p_C > 0 summing to 1. */
 ff_status ff_data_smiley(ff_rng_t *rng, int64_t n, ff_tensor_t *out);
-/* masses [res*res] (caller-allocated, metrics.h cell order): exact cell masses of the smiley target
+/* masses [res*res] (caller-allocated, any shape, e.g. [res, res]; the grid of metrics.h = viz.h):
+ * exact cell masses of the smiley target
  * up to err_tv (may be NULL), by the midpoint rule with m x m sub-rectangles per component (m >= 16;
  * 2048 gives err_tv ~ 1e-3 at res 64 in about a second). */
 ff_status ff_data_smiley_masses(int64_t res, int64_t m, ff_tensor_t *masses, double *err_tv);
-/* density [res*res]: mass / cell area, as a density w.r.t. Lebesgue measure on (p_A, p_B) (the
- * simplex has area 1/2 there, so a uniform density is 2), for a "target" panel. */
+/* density [res, res]: mass / cell area, a density w.r.t. Lebesgue measure on (p_A, p_B) (the
+ * simplex has area 1/2 there, so a uniform density is 2): viz.h's "target" density panel as is. */
 ff_status ff_data_smiley_density(int64_t res, int64_t m, ff_tensor_t *density, double *err_tv);
 
 /* Toy (Δ^{K-1})^k task (§2): probs_out [k, K] (caller-allocated, contiguous): per position,

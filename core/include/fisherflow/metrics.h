@@ -2,13 +2,14 @@
  * KL(model || true) averaged over positions (PAPER.md §2), and histograms of 2-simplex points on a
  * triangular grid with KL and total variation against target cell masses (the smiley, §3).
  *
- * The triangular grid (shared with viz and data.h). Barycentric p = (p_A, p_B, p_C) over the
- * triangle A=(0,0), B=(1,0), C=(1/2, sqrt(3)/2). With b = res*p_B, c = res*p_C, row j = floor(c)
- * (0 at the A-B edge, res-1 at C) holds 2(res-j)-1 equal-area triangles: upward ones (i = floor(b))
- * with corners (b,c) = (i,j), (i+1,j), (i,j+1), and downward ones between them, corners (i+1,j),
- * (i,j+1), (i+1,j+1), taken when frac(b) + frac(c) > 1. Cell index = 2*res*j - j*j + 2*i (+1 if
- * downward): 0 .. res*res-1, row by row from the A-B edge. Ties follow floor() and frac(b)+frac(c)
- * = 1 goes to the upward cell; points on the outer boundary go to the adjacent cell.
+ * The triangular grid is viz.h's (so a mass or density grid from here is a viz density panel as is):
+ * split every edge into res parts, giving res*res equal-area cells, each one entry of a [res, res]
+ * grid, flat index i*res + j. For p = (p0, p1, p2) let u = res*p0, v = res*p1, w = res*p2 and take
+ * their floors (clamped to [0, res-1]); if they sum to res-1 the point is in the upright cell (i, j)
+ * = (floor u, floor v), corners (u, v) = (i, j), (i+1, j), (i, j+1); if they sum to res-2 it is in
+ * the inverted cell with corners (a+1, b), (a, b+1), (a+1, b+1) for (a, b) = (floor u, floor v),
+ * stored at (i, j) = (res-1-a, res-1-b) (so i + j >= res). A lattice point (floors summing higher)
+ * goes to an upright cell by lowering the largest floor (w first, then u, then v), as viz does.
  *
  * KL conventions: 0 log 0 = 0; q > 0 where p = 0 makes KL +infinity (counted in `unsupported`, not
  * an error); empty model bins (q = 0) are counted and reported.
@@ -27,7 +28,7 @@ static inline int64_t ff_simplex_grid_count(int64_t res) { return res * res; }
 int64_t ff_simplex_grid_cell  (double pa, double pb, double pc, int64_t res);
 /* Barycentric centroid of a cell (p[3] out). Returns 0, or -1 for a cell outside [0, res*res). */
 int     ff_simplex_grid_centre(int64_t cell, int64_t res, double p[3]);
-/* Row j, index i along the row and orientation (1 = downward) of a cell; -1 if out of range. */
+/* Grid entry (i, j) of a cell and whether it is inverted (1) or upright (0); -1 if out of range. */
 int     ff_simplex_grid_coords(int64_t cell, int64_t res, int64_t *i, int64_t *j, int *down);
 
 /* Normalised histogram of points [n, 3] or [n, 1, 3] (simplex coordinates) into hist [res*res]
