@@ -135,7 +135,8 @@ ff_status ff_plugin_new (ff_plugin_inst **out, ff_plugin_kind kind, const char *
 void      ff_plugin_free(ff_plugin_inst *inst);                /* destroy + release; NULL-safe */
 
 /* Every plugin found on the search path: calls fn once per loadable plugin (refused files are
- * reported through fn with desc NULL and the message in `error`). */
+ * reported through fn with desc NULL and the message in `error`, which already starts with the
+ * path; a file shadowed by one of the same name earlier on the path is reported as refused). */
 typedef void (*ff_plugin_list_fn)(void *ctx, const char *path, const ff_plugin *desc, const char *error);
 ff_status ff_plugin_list(ff_plugin_list_fn fn, void *ctx);
 /* The directories searched, colon-separated, in order (for messages and `fisherflow plugins`). */
