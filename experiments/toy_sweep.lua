@@ -1,0 +1,63 @@
+-- experiments/toy_sweep.lua — collects the runs of experiments/toy_sweep.sh (the paper's Fig. 3,
+-- PAPER.md §2): every toy_dfm JSON in --dir becomes a row of <dir>/sweep.json (K, geometry,
+-- coupler, KL, empty bins, steps, samples, wall times) and a point of <dir>/sweep.png (KL against
+-- K, log y, one series per geometry/coupler/budget, the paper's preliminary numbers dashed).
+--   fisherflow run experiments/toy_sweep.lua --dir out/toy_sweep      (toy_sweep.sh calls this)
+local ff = require "fisherflow"
+
+local arg = ff.args {
+  dir = { "out/toy_sweep", "directory holding the toy_dfm.lua results (*.json)" },
+}
+
+-- PAPER.md §2: preliminary numbers from the official repository's plotting notebook (d751755).
+local Ks = { 5, 10, 20, 40, 60, 80, 100, 120, 140, 160 }
+local reference = {
+  { label = "Dirichlet FM (paper repo, prelim.)",
+    y = { 0.04784, 0.1304, 0.02398, 0.05646, 0.07041, 0.09034, 0.1034, 0.1152, 0.12, 0.1235 } },
+  { label = "Fisher-Flow (paper repo, prelim.)",
+    y = { 0.001, 0.0025, 0.004, 0.02, 0.026, 0.025, 0.05, 0.08, 0.14, 0.235 } },
+}
+
+local rows, groups, order = {}, {}, {}
+local ls = io.popen('ls "' .. arg.dir .. '"')
+for file in ls:lines() do
+  if file:match("%.json$") and file ~= "sweep.json" then
+    local f = assert(io.open(arg.dir .. "/" .. file, "rb"))
+    local r = ff.json.decode(f:read("*a")); f:close()
+    if type(r) == "table" and r.K and r.kl then
+      rows[#rows + 1] = { K = r.K, geometry = r.geometry, coupler = r.coupler, source = r.source,
+        kl = r.kl, empty_bins = r.empty_bins, steps = r.steps, batch = r.batch, samples = r.samples,
+        seed = r.seed, train_seconds = r.train_seconds, eval_seconds = r.eval_seconds, file = file }
+    end
+  end
+end
+ls:close()
+if #rows == 0 then error("toy_sweep.lua: no toy_dfm results in " .. arg.dir, 0) end
+table.sort(rows, function(a, b)
+  if a.geometry ~= b.geometry then return a.geometry > b.geometry end   -- sphere before linear
+  if a.coupler ~= b.coupler then return a.coupler < b.coupler end
+  if a.steps ~= b.steps then return a.steps < b.steps end
+  return a.K < b.K
+end)
+
+for _, r in ipairs(rows) do                                    -- one series per method and budget
+  local key = ("%s + %s, %d steps, %dk samples"):format(r.geometry, r.coupler, r.steps, r.samples / 1000)
+  if not groups[key] then groups[key] = { label = key, x = {}, y = {}, marker = "circle" }; order[#order + 1] = key end
+  local g = groups[key]
+  g.x[#g.x + 1], g.y[#g.y + 1] = r.K, math.max(r.kl, 1e-6)
+end
+local series = {}
+for _, key in ipairs(order) do series[#series + 1] = groups[key] end
+for _, ref in ipairs(reference) do
+  series[#series + 1] = { label = ref.label, x = Ks, y = ref.y, line = "dashed", marker = "cross" }
+end
+
+ff.viz.lines(arg.dir .. "/sweep.png", series,
+  { xlabel = "K (symbols per position, 4 positions)", ylabel = "KL(model || true)", log_y = true,
+    legend = "lower_right" },
+  { title = "Toy (Δ^K)^4 task: KL of argmax-decoded samples, 100 Euler steps" })
+ff.results(arg.dir .. "/sweep.json", { rows = rows, reference = { K = Ks, series = reference } })
+for _, r in ipairs(rows) do
+  print(("%-7s %-12s K %3d  KL %.5f  empty %3d  steps %6d  samples %7d  train %6.0f s  eval %6.0f s"):format(
+    r.geometry, r.coupler, r.K, r.kl, r.empty_bins, r.steps, r.samples, r.train_seconds, r.eval_seconds))
+end
