@@ -130,6 +130,9 @@ for _, h in ipairs(headers) do
     local v = value:gsub("[uUlL]+$", "")
     if tonumber(v) then defines[#defines + 1] = { name = name, value = tonumber(v) } end
   end
+  for name, value in slurp(h):gmatch('\n%s*#%s*define%s+(FF_[%w_]+)%s+"([^"\\\n]*)"') do
+    defines[#defines + 1] = { name = name, text = value }
+  end
 end
 
 -- 5. Array fields that share a name with a Lua method (t:shape() vs t.shape[0]) are declared as a
@@ -174,7 +177,9 @@ out[#out + 1] = "  method_arrays = { " ..
     table.sort(l); return table.concat(l, ", ")
   end)() .. " },"
 out[#out + 1] = "  constants = {"
-for _, d in ipairs(defines) do out[#out + 1] = ("    %s = %s,"):format(d.name, ("%.17g"):format(d.value)) end
+for _, d in ipairs(defines) do
+  out[#out + 1] = ("    %s = %s,"):format(d.name, d.text and lstr(d.text) or ("%.17g"):format(d.value))
+end
 out[#out + 1] = "  },"
 out[#out + 1] = "}"
 local f = io.open(cdef_path, "wb") or die("cannot write " .. cdef_path)
@@ -195,7 +200,10 @@ for _, s in ipairs(structs) do
   end
 end
 for _, e in ipairs(enums) do c[#c + 1] = ("    printf(\"E\\t%s\\t%%lld\\n\", (long long)%s);"):format(e, e) end
-for _, d in ipairs(defines) do c[#c + 1] = ("    printf(\"D\\t%s\\t%%.17g\\n\", (double)(%s));"):format(d.name, d.name) end
+for _, d in ipairs(defines) do
+  if d.text then c[#c + 1] = ("    printf(\"Q\\t%s\\t%%s\\n\", %s);"):format(d.name, d.name)
+  else c[#c + 1] = ("    printf(\"D\\t%s\\t%%.17g\\n\", (double)(%s));"):format(d.name, d.name) end
+end
 c[#c + 1] = "    return 0;\n}"
 f = io.open(layout_path, "wb") or die("cannot write " .. layout_path)
 f:write(table.concat(c, "\n"), "\n"); f:close()

@@ -84,10 +84,11 @@ T.test("enum constants and #defines match", function()
       local ok, v = pcall(function() return ff.C[f[2]] end)
       if not ok then bad[#bad + 1] = f[2] .. ": not in the cdef"
       elseif tonumber(v) ~= tonumber(f[3]) then bad[#bad + 1] = ("%s = %s in Lua, %s in C"):format(f[2], tostring(v), f[3]) end
-    elseif f[1] == "D" then
+    elseif f[1] == "D" or f[1] == "Q" then
       n = n + 1
       local v = cdef.constants[f[2]]
-      if v ~= tonumber(f[3]) then bad[#bad + 1] = ("#define %s = %s in Lua, %s in C"):format(f[2], tostring(v), f[3]) end
+      local want = f[1] == "D" and tonumber(f[3]) or (f[3] or "")
+      if v ~= want then bad[#bad + 1] = ("#define %s = %s in Lua, %s in C"):format(f[2], tostring(v), tostring(f[3])) end
     end
   end
   T.ok(#bad == 0, "%d mismatches:\n  %s", #bad, table.concat(bad, "\n  "))
