@@ -37,7 +37,7 @@ struct ff_tape {
     char       msg[1024];          /* the first failure's message                                 */
     uint32_t   gen;                /* unique over all tapes of the process                        */
     uint32_t   pass;               /* backward pass counter (validates node->g)                   */
-    int        grad_enabled, training;
+    int        grad_enabled, training, param_grads;
     ff_rng_t  *rng;
 };
 
@@ -129,6 +129,7 @@ ff_status ff_tape_new(ff_tape_t **out, size_t arena_bytes) {
     tp->gen = next_gen();
     tp->grad_enabled = 1;
     tp->training = 1;
+    tp->param_grads = 1;
     *out = tp;
     return FF_OK;
 }
@@ -157,6 +158,7 @@ ff_status ff_tape_status(const ff_tape_t *tp) {
 
 void   ff_tape_set_grad(ff_tape_t *tp, int enabled)      { if (tp) tp->grad_enabled = enabled != 0; }
 void   ff_tape_set_training(ff_tape_t *tp, int training) { if (tp) tp->training = training != 0; }
+void   ff_tape_set_param_grads(ff_tape_t *tp, int enabled) { if (tp) tp->param_grads = enabled != 0; }
 int    ff_tape_training(const ff_tape_t *tp)             { return tp ? tp->training : 0; }
 void   ff_tape_set_rng(ff_tape_t *tp, ff_rng_t *rng)     { if (tp) tp->rng = rng; }
 size_t ff_tape_arena_bytes(const ff_tape_t *tp)          { return tp ? tp->capacity : 0; }
@@ -254,6 +256,7 @@ const float *ff_op_contig(ff_tape_t *tp, const ff_tensor_t *t) {
 int ff_requires_grad(const ff_tape_t *tp, const ff_tensor_t *t) {
     if (!t) return 0;
     if (t->node && (t->flags & FF_TENSOR_ARENA) && t->gen == tp->gen) return 1;
+    if (!(t->flags & FF_TENSOR_ARENA) && !tp->param_grads) return 0;    /* parameters as constants */
     return (t->flags & FF_TENSOR_NEEDS_GRAD) && t->grad && t->grad->data;
 }
 

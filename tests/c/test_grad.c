@@ -692,6 +692,37 @@ FF_TEST(backward_seed_vjp) {
     ff_tensor_free(x0); ff_tensor_free(s1); ff_tensor_free(s2); ff_tensor_free(bad);
 }
 
+/* With parameter gradients off, a VJP reaches the leaf and leaves the parameter's grad alone. */
+FF_TEST(param_grads_off_for_vjps) {
+    ff_tensor_t *w, *g, *x0, *seed;
+    ff_tensor_new2(&w, 2, 3); ff_tensor_new2(&g, 2, 3); ff_tensor_new2(&x0, 4, 3); ff_tensor_new2(&seed, 4, 2);
+    for (int i = 0; i < 6; i++) w->data[i] = 0.5f * (float)i - 1.0f;
+    for (int i = 0; i < 12; i++) x0->data[i] = 0.25f * (float)i;
+    for (int i = 0; i < 8; i++) seed->data[i] = (float)(i % 3) - 1.0f;
+    w->grad = g; w->flags |= FF_TENSOR_NEEDS_GRAD;
+    ff_tape_t *tp;
+    ff_tape_new(&tp, 0);
+    ff_tape_set_param_grads(tp, 0);
+    ff_tensor_t *x = ff_tape_leaf(tp, x0, 1);
+    ff_tensor_t *y = ff_linear(tp, x, w, NULL);
+    FF_EXPECT(ff_tape_backward_seed(tp, y, seed) == FF_OK, "%s", ff_last_error());
+    for (int r = 0; r < 4; r++)                      /* dx = seed w */
+        for (int k = 0; k < 3; k++)
+            FF_EXPECT_NEAR(x->grad->data[r * 3 + k], seed->data[r * 2] * w->data[k] + seed->data[r * 2 + 1] * w->data[3 + k], 1e-6);
+    for (int i = 0; i < 6; i++) FF_EXPECT(g->data[i] == 0.0f, "parameter grad touched");
+    /* a chain of parameters only is then a constant: nothing to differentiate */
+    ff_tensor_t *c = ff_mul_scalar(tp, w, 2.0f);
+    FF_EXPECT(c && c->node == NULL, "no node for a parameter-only op");
+    ff_tape_set_param_grads(tp, 1);
+    ff_tape_reset(tp);
+    x = ff_tape_leaf(tp, x0, 1);
+    y = ff_linear(tp, x, w, NULL);
+    FF_EXPECT(ff_tape_backward_seed(tp, y, seed) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT_NEAR(g->data[0], seed->data[0] * x0->data[0] + seed->data[2] * x0->data[3] + seed->data[4] * x0->data[6] + seed->data[6] * x0->data[9], 1e-6);
+    ff_tape_free(tp);
+    ff_tensor_free(w); ff_tensor_free(g); ff_tensor_free(x0); ff_tensor_free(seed);
+}
+
 FF_TEST(grad_mode_off_records_nothing) {
     ff_tensor_t *w, *g, *x0;
     ff_tensor_new2(&w, 2, 2); ff_tensor_new2(&g, 2, 2); ff_tensor_new2(&x0, 1, 2);

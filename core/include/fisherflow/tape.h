@@ -48,6 +48,10 @@ ff_tensor_t *ff_tape_alloc   (ff_tape_t *tp, int ndim, const int64_t *shape);
 /* Mode switches, kept until changed (reset does not change them). */
 void         ff_tape_set_grad    (ff_tape_t *tp, int enabled);  /* 0: no nodes recorded (sampling) */
 void         ff_tape_set_training(ff_tape_t *tp, int training); /* dropout active only if 1        */
+/* 0: parameters (and any non-arena tensor) count as constants, so backward computes gradients for
+ * tape leaves only and skips every weight-gradient GEMM: for Jacobian-vector work such as the
+ * likelihood's divergence. Default 1. */
+void         ff_tape_set_param_grads(ff_tape_t *tp, int enabled);
 int          ff_tape_training    (const ff_tape_t *tp);
 void         ff_tape_set_rng     (ff_tape_t *tp, ff_rng_t *rng);/* borrowed; used by dropout       */
 size_t       ff_tape_arena_bytes (const ff_tape_t *tp);         /* capacity now (for benchmarks)   */
