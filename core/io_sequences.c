@@ -139,10 +139,11 @@ static ff_status parse(parser *p, const unsigned char *b, size_t n) {
             FF_TRY(end_sequence(p, p->nsym_total - before, ln, NULL));
         } else if (*s == '>') {
             if (in_record) FF_TRY(end_sequence(p, p->nsym_total - p->rec_start, p->rec_line, p->rec_name));
-            for (const unsigned char *q = s; q < e;) {
+            int64_t col = 1;
+            for (const unsigned char *q = s; q < e; col++) {
                 size_t l = utf8_len(q, (size_t)(e - q));
                 if (!l) return ff_errorf(FF_EIO, "%s:%lld:%lld: invalid UTF-8 in FASTA header (byte 0x%02x)", p->label,
-                                         (long long)ln, (long long)(q - s + 1), *q);
+                                         (long long)ln, (long long)col, *q);
                 q += l;
             }
             const unsigned char *ne = s + 1;

@@ -377,6 +377,14 @@ FF_TEST(sequences_errors) {
     FF_EXPECT_ERROR(seq("AC\xc3\xa9G\n", "ACGT", FF_SEQ_CASE_FOLD, 0, &t), FF_EIO, "s.txt:1:3: unknown symbol '\xc3\xa9'");
     FF_EXPECT_ERROR(seq("AC\xff\n", "ACGT", FF_SEQ_CASE_FOLD, 0, &t), FF_EIO, "s.txt:1:3: invalid UTF-8 (byte 0xff)");
     FF_EXPECT_ERROR(seq("AC GT\n", "ACGT", FF_SEQ_CASE_FOLD, 0, &t), FF_EIO, "s.txt:1:3: unknown symbol ' '");
+    FF_EXPECT_ERROR(seq(">\xc3\xa9x\xff\nACGT\n", "ACGT", FF_SEQ_CASE_FOLD, 0, &t), FF_EIO,
+                    "s.txt:1:4: invalid UTF-8 in FASTA header (byte 0xff)");
+    FF_EXPECT_ERROR(seq("ACGT\nAC\xe2\x82\n", "ACGT", FF_SEQ_CASE_FOLD, 0, &t), FF_EIO,
+                    "s.txt:2:3: invalid UTF-8 (byte 0xe2)");   /* truncated 3-byte sequence */
+    FF_EXPECT_ERROR(seq("ACGT\nAC\rGT\n", "ACGT", FF_SEQ_CASE_FOLD, 0, &t), FF_EIO, "s.txt:2:3: unknown symbol '\\x0d'");
+    FF_EXPECT_ERROR(seq("AC\nGT\n", "ACGT", FF_SEQ_CASE_FOLD, 3, &t), FF_EIO, "s.txt:1: sequence of length 2, expected 3;");
+    FF_EXPECT(seq("GT\n", "ACGT", FF_SEQ_CASE_FOLD, 0, &t) == FF_OK && t->shape[0] == 1 && t->shape[1] == 2);
+    ff_tensor_free(t);
     FF_EXPECT_ERROR(seq("", "ACGT", FF_SEQ_CASE_FOLD, 0, &t), FF_EIO, "s.txt: empty file");
     FF_EXPECT_ERROR(seq("\n\r\n  \n", "ACGT", FF_SEQ_CASE_FOLD, 0, &t), FF_EIO, "no sequences");
     FF_EXPECT_ERROR(seq(">a\n>b\nACGT\n", "ACGT", FF_SEQ_CASE_FOLD, 0, &t), FF_EIO, "s.txt:1: FASTA record \"a\" is empty");
