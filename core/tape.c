@@ -29,14 +29,21 @@ typedef struct chunk {
     unsigned char data[];          /* 64-byte aligned: the chunk itself is                       */
 } chunk;
 
+typedef struct arena {
+    chunk  *head, *cur;            /* chunks are kept across resets: a step that fits in what an  */
+    size_t  capacity;              /* earlier step used allocates nothing                          */
+    size_t  used;                  /* bytes handed out since the last rewind                       */
+} arena;
+
 struct ff_tape {
-    chunk     *head, *cur;         /* chunks are never freed before ff_tape_free: a step that fits */
-    size_t     capacity;           /* in what an earlier step used allocates nothing              */
-    ff_node_t *last;               /* most recent node; nodes link backwards                      */
+    arena      main;               /* data, gradients, nodes, scratch                              */
+    arena      hdr[2];             /* tensor headers, alternating per step (see ff_tape_reset)     */
+    int        hsel;               /* header pool of the current step                              */
+    ff_node_t *last;               /* most recent node; nodes link backwards                       */
     ff_status  status;
-    char       msg[1024];          /* the first failure's message                                 */
-    uint32_t   gen;                /* unique over all tapes of the process                        */
-    uint32_t   pass;               /* backward pass counter (validates node->g)                   */
+    char       msg[1024];          /* the first failure's message                                  */
+    uint32_t   gen;                /* unique over all tapes of the process                         */
+    uint32_t   pass;               /* backward pass counter (validates node->g)                    */
     int        grad_enabled, training, param_grads;
     ff_rng_t  *rng;
 };
@@ -72,12 +79,13 @@ static chunk *chunk_new(size_t cap) {
     return c;
 }
 
-void *ff_arena_alloc(ff_tape_t *tp, size_t want_bytes) {
+static void *arena_alloc(ff_tape_t *tp, arena *a, size_t want_bytes) {
     if (tp->status != FF_OK) return NULL;
     size_t bytes = (want_bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (bytes == 0) bytes = ARENA_ALIGN;
+    a->used += bytes;
     for (;;) {
-        chunk *c = tp->cur;
+        chunk *c = a->cur;
         if (c->cap - c->used >= bytes) {
             void *p = c->data + c->used;
             c->used += bytes;
@@ -85,23 +93,42 @@ void *ff_arena_alloc(ff_tape_t *tp, size_t want_bytes) {
             return p;
         }
         if (!c->next) break;
-        tp->cur = c->next;
-        tp->cur->used = 0;
+        a->cur = c->next;
+        a->cur->used = 0;
     }
-    size_t want = tp->capacity > bytes ? tp->capacity : bytes;   /* geometric growth */
+    size_t want = a->capacity > bytes ? a->capacity : bytes;     /* geometric growth */
     chunk *c = chunk_new(want);
     if (!c) {
-        ff_op_fail(tp, FF_ENOMEM, "ff_tape: cannot grow the arena by %zu bytes (capacity %zu)",
-                   want, tp->capacity);
+        ff_op_fail(tp, FF_ENOMEM, "ff_tape: cannot grow the arena by %zu bytes (capacity %zu)", want, a->capacity);
         return NULL;
     }
-    tp->cur->next = c;
-    tp->cur = c;
-    tp->capacity += c->cap;
+    a->cur->next = c;
+    a->cur = c;
+    a->capacity += c->cap;
     c->used = bytes;
     UNPOISON(c->data, want_bytes);
     return c->data;
 }
+
+static ff_status arena_init(arena *a, size_t cap) {
+    a->head = a->cur = chunk_new(cap);
+    a->capacity = a->head ? a->head->cap : 0;
+    a->used = 0;
+    return a->head ? FF_OK : FF_ENOMEM;
+}
+
+static void arena_release(arena *a) {
+    for (chunk *c = a->head, *n; c; c = n) { n = c->next; free(c); }
+    a->head = a->cur = NULL;
+}
+
+static void arena_rewind(arena *a) {
+    a->cur = a->head;
+    a->head->used = 0;
+    a->used = 0;
+}
+
+void *ff_arena_alloc(ff_tape_t *tp, size_t bytes) { return arena_alloc(tp, &tp->main, bytes); }
 
 float *ff_arena_floats(ff_tape_t *tp, int64_t n) {
     return ff_arena_alloc(tp, (size_t)(n > 0 ? n : 1) * sizeof(float));
@@ -115,17 +142,17 @@ float *ff_arena_zfloats(ff_tape_t *tp, int64_t n) {
 
 /* ---- lifecycle -------------------------------------------------------------------------------- */
 
+#define HDR_MIN ((size_t)64 << 10)
+
 ff_status ff_tape_new(ff_tape_t **out, size_t arena_bytes) {
     if (!out) return ff_errorf(FF_EINVAL, "ff_tape_new: out is NULL");
     *out = NULL;
     ff_tape_t *tp = calloc(1, sizeof *tp);
-    chunk *c = chunk_new(arena_bytes > ARENA_MIN ? arena_bytes : ARENA_MIN);
-    if (!tp || !c) {
-        free(tp); free(c);
+    if (!tp || arena_init(&tp->main, arena_bytes > ARENA_MIN ? arena_bytes : ARENA_MIN) != FF_OK ||
+        arena_init(&tp->hdr[0], HDR_MIN) != FF_OK || arena_init(&tp->hdr[1], HDR_MIN) != FF_OK) {
+        ff_tape_free(tp);
         return ff_errorf(FF_ENOMEM, "ff_tape_new: cannot allocate an arena of %zu bytes", arena_bytes);
     }
-    tp->head = tp->cur = c;
-    tp->capacity = c->cap;
     tp->gen = next_gen();
     tp->grad_enabled = 1;
     tp->training = 1;
@@ -134,10 +161,26 @@ ff_status ff_tape_new(ff_tape_t **out, size_t arena_bytes) {
     return FF_OK;
 }
 
+/* Tensor headers alternate between two pools, so a temporary kept across one reset still has its
+ * own header (with the old generation) instead of one reused by the new step, and is refused. The
+ * pool of the step before last is rewound, or rebuilt as one chunk when its steps outgrew it (only
+ * while usage grows, so steady training allocates nothing). */
 void ff_tape_reset(ff_tape_t *tp) {
     if (!tp) return;
-    tp->cur = tp->head;
-    tp->head->used = 0;
+    arena_rewind(&tp->main);
+    tp->hsel ^= 1;
+    arena *h = &tp->hdr[tp->hsel];
+    const size_t peak = tp->hdr[0].used > tp->hdr[1].used ? tp->hdr[0].used : tp->hdr[1].used;
+    const size_t want = peak + peak / 4 + 4096;
+    if (h->head->next || h->head->cap < want) {
+        chunk *c = chunk_new(want > h->capacity ? want : h->capacity);
+        if (c) {
+            arena_release(h);
+            h->head = h->cur = c;
+            h->capacity = c->cap;
+        }
+    }
+    arena_rewind(h);
     tp->last = NULL;
     tp->status = FF_OK;
     tp->msg[0] = '\0';
@@ -146,7 +189,9 @@ void ff_tape_reset(ff_tape_t *tp) {
 
 void ff_tape_free(ff_tape_t *tp) {
     if (!tp) return;
-    for (chunk *c = tp->head, *n; c; c = n) { n = c->next; free(c); }
+    arena_release(&tp->main);
+    arena_release(&tp->hdr[0]);
+    arena_release(&tp->hdr[1]);
     free(tp);
 }
 
@@ -161,7 +206,9 @@ void   ff_tape_set_training(ff_tape_t *tp, int training) { if (tp) tp->training 
 void   ff_tape_set_param_grads(ff_tape_t *tp, int enabled) { if (tp) tp->param_grads = enabled != 0; }
 int    ff_tape_training(const ff_tape_t *tp)             { return tp ? tp->training : 0; }
 void   ff_tape_set_rng(ff_tape_t *tp, ff_rng_t *rng)     { if (tp) tp->rng = rng; }
-size_t ff_tape_arena_bytes(const ff_tape_t *tp)          { return tp ? tp->capacity : 0; }
+size_t ff_tape_arena_bytes(const ff_tape_t *tp) {
+    return tp ? tp->main.capacity + tp->hdr[0].capacity + tp->hdr[1].capacity : 0;
+}
 ff_rng_t *ff_tape_rng(ff_tape_t *tp)                     { return tp->rng; }
 int    ff_tape_grad_enabled(const ff_tape_t *tp)         { return tp->grad_enabled; }
 
@@ -225,7 +272,7 @@ int ff_op_begin(ff_tape_t *tp, const char *fn, int nin, ff_tensor_t *a, ff_tenso
 }
 
 static ff_tensor_t *arena_tensor(ff_tape_t *tp, int ndim, const int64_t *shape, float *data) {
-    ff_tensor_t *t = ff_arena_alloc(tp, sizeof *t);
+    ff_tensor_t *t = arena_alloc(tp, &tp->hdr[tp->hsel], sizeof *t);
     if (!t) return NULL;
     memset(t, 0, sizeof *t);
     t->ndim = ndim;

@@ -827,6 +827,11 @@ FF_TEST(errors_name_op_and_shapes) {
         FF_EXPECT_ERROR(ff_tape_status(tp), cases[i].code, cases[i].msg);
         ff_tensor_free(x3); ff_tensor_free(w3); ff_tensor_free(ids);
     }
+    ff_tape_reset(tp);
+    ff_tensor_t neg = *c;                    /* a hand-made header with a negative size */
+    neg.shape[0] = -3;
+    FF_EXPECT(ff_relu(tp, &neg) == NULL, "negative size refused");
+    FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_relu: input 1 has negative size -3 at dim 0");
     FF_EXPECT(ff_relu(NULL, a) == NULL, "NULL tape");
     FF_EXPECT(strstr(ff_last_error(), "ff_relu: tape is NULL") != NULL, "%s", ff_last_error());
     ff_tape_free(tp);
@@ -844,6 +849,19 @@ FF_TEST(generation_refuses_stale_temporaries) {
     FF_EXPECT(ff_tape_status(tp) == FF_OK, "reset clears the status");
     FF_EXPECT(ff_add(tp, a, old) == NULL, "stale temporary refused");
     FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_add: input 2 [2,2] is a temporary from an earlier step");
+    /* the usual bug: a tensor cached from the previous step, used after the new step has already
+     * run the same ops (which would land on the same arena offsets) */
+    for (int step = 0; step < 3; step++) {
+        ff_tape_reset(tp);
+        ff_tensor_t *fresh = ff_relu(tp, a);
+        ff_tensor_t *again = ff_exp(tp, fresh);
+        FF_EXPECT(fresh && again, "%s", ff_last_error());
+        if (step > 0) {
+            FF_EXPECT(ff_add(tp, again, old) == NULL, "step %d: cached temporary refused", step);
+            FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "is a temporary from an earlier step");
+        }
+        old = again;
+    }
     /* a temporary of another tape is refused too (generations are unique per process) */
     ff_tape_t *t2;
     ff_tape_new(&t2, 0);

@@ -14,8 +14,10 @@
  * Anything else is a constant. Gradients of parameters and leaves accumulate (+=) over backward calls;
  * zero them yourself (ff_params_zero_grad, ff_tensor_fill(leaf->grad, 0)). Op inputs (and a
  * parameter's values) must stay alive and unchanged until the backward pass or the reset. A non-
- * contiguous input is copied into the arena; a ->grad must be contiguous. The generation check
- * catches a temporary kept across ff_tape_reset as long as its header has not been reused.
+ * contiguous input is copied into the arena; a ->grad must be contiguous. A temporary kept across
+ * one ff_tape_reset and passed to an op in the next step is refused (tensor headers alternate
+ * between two pools, so its header still carries the old generation); keeping one longer is a bug
+ * the check may miss.
  */
 #ifndef FISHERFLOW_TAPE_H
 #define FISHERFLOW_TAPE_H
