@@ -8,6 +8,30 @@
 #include "ff_test.h"
 #include "fisherflow/fisherflow.h"
 
+/* --- allocation counting ----------------------------------------------------------------------
+ * Outside sanitizer builds this executable interposes malloc/calloc/realloc (the dynamic linker
+ * resolves the plugins' calls to them here), so a test can prove that steady-state pair() calls do
+ * not allocate. ASan must own malloc, so the sanitizer build leaves the allocator alone and the test
+ * below is compiled only without it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FF_COUNT_ALLOCS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FF_COUNT_ALLOCS 0
+#endif
+#endif
+#ifndef FF_COUNT_ALLOCS
+#define FF_COUNT_ALLOCS 1
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static volatile long n_allocs;
+static volatile int counting;
+void *malloc(size_t n) { if (counting) n_allocs++; return __libc_malloc(n); }
+void *calloc(size_t a, size_t b) { if (counting) n_allocs++; return __libc_calloc(a, b); }
+void *realloc(void *p, size_t n) { if (counting) n_allocs++; return __libc_realloc(p, n); }
+#endif
+
 /* --- inputs and the reference cost ----------------------------------------------------------- */
 
 static void fill_sphere(ff_rng_t *r, ff_tensor_t *x) {           /* contiguous [n, k, D] */
@@ -247,6 +271,51 @@ FF_TEST(exact_ot_strided_and_bad_input) {
     ff_tensor_free(v0); ff_tensor_free(v1); ff_tensor_free(small); ff_tensor_free(empty0); ff_tensor_free(empty1);
     ff_plugin_free(ot);
 }
+
+#if FF_COUNT_ALLOCS
+FF_TEST(no_allocation_after_the_first_call) {
+    const char *names[] = { "exact_ot", "sinkhorn" };
+    ff_rng_t rng;
+    ff_rng_seed(&rng, 4);
+    ff_tensor_t *x0 = NULL, *x1 = NULL, *big0 = NULL, *big1 = NULL;
+    ff_tensor_new3(&x0, 96, 3, 10);
+    ff_tensor_new3(&x1, 96, 3, 10);
+    ff_tensor_new3(&big0, 128, 3, 10);
+    ff_tensor_new3(&big1, 128, 3, 10);
+    fill_sphere(&rng, big0);
+    fill_sphere(&rng, big1);
+    int32_t perm[128];
+    for (int q = 0; q < 2; q++) {
+        ff_plugin_inst *c = coupler(names[q], NULL);
+        if (!c) { FF_EXPECT(0, "load"); continue; }
+        fill_sphere(&rng, x0);
+        fill_sphere(&rng, x1);
+        FF_EXPECT(pair(c, x0, x1, &rng, perm) == FF_OK, "%s", ff_last_error());   /* first call: allocates */
+        n_allocs = 0;
+        counting = 1;
+        for (int r = 0; r < 3; r++) {
+            fill_sphere(&rng, x0);
+            pair(c, x0, x1, &rng, perm);
+        }
+        counting = 0;
+        FF_EXPECT(n_allocs == 0, "%s: %ld allocations in 3 calls with the same n", names[q], n_allocs);
+        /* a larger n grows the scratch once; the counter must see that (the check has teeth) */
+        n_allocs = 0;
+        counting = 1;
+        pair(c, big0, big1, &rng, perm);
+        counting = 0;
+        FF_EXPECT(n_allocs > 0, "%s: growing to n = 128 allocated nothing?", names[q]);
+        n_allocs = 0;
+        counting = 1;
+        pair(c, big0, big1, &rng, perm);
+        pair(c, x0, x1, &rng, perm);                 /* smaller n reuses the larger scratch */
+        counting = 0;
+        FF_EXPECT(n_allocs == 0, "%s: %ld allocations after growing", names[q], n_allocs);
+        ff_plugin_free(c);
+    }
+    ff_tensor_free(x0); ff_tensor_free(x1); ff_tensor_free(big0); ff_tensor_free(big1);
+}
+#endif
 
 /* --- sinkhorn --------------------------------------------------------------------------------- */
 

@@ -275,7 +275,8 @@ FF_TEST(threads_share_the_cache) {
               "refs back to 0: %d", d ? ff_plugin_refs(d) : -9);
 }
 
-typedef struct { int n_ok, n_err, saw_exact_ot, saw_bad_abi, saw_options, saw_garbage, saw_misnamed; } listing;
+typedef struct { int n_ok, n_err, saw_exact_ot, saw_bad_abi, saw_options, saw_garbage, saw_misnamed, saw_shadow;
+                 char scratch[64]; const ff_plugin *scratch_desc; } listing;
 
 static void on_plugin(void *ctx, const char *path, const ff_plugin *desc, const char *error) {
     listing *l = ctx;
@@ -285,24 +286,51 @@ static void on_plugin(void *ctx, const char *path, const ff_plugin *desc, const 
     if (desc && !strcmp(desc->name, "options") && desc->options && !strcmp(desc->options[0].name, "count")) l->saw_options = 1;
     if (!desc && strstr(path, "decoder_garbage.so") && error[0]) l->saw_garbage = 1;
     if (!desc && strstr(path, "misnamed.so") && strstr(error, "<kind>_<name>.so")) l->saw_misnamed = 1;
+    /* the fixture dir's source_options.so comes after the scratch copy on the path */
+    if (!desc && !strcmp(path, FIXTURES "/source_options.so") && strstr(error, "shadowed by ") &&
+        strstr(error, l->scratch)) l->saw_shadow = 1;
+    if (desc && !strcmp(desc->name, "options") && !strstr(path, l->scratch)) l->saw_shadow = -100;
+    if (desc && !strcmp(desc->name, "options") && strstr(path, l->scratch)) l->scratch_desc = desc;
+}
+
+static int copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[4096];
+    size_t n;
+    int ok = a && b;
+    while (ok && (n = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, n, b) == n;
+    if (a) fclose(a);
+    if (b) fclose(b);
+    return ok;
 }
 
 FF_TEST(list_everything_found) {
-    /* a scratch dir with a misnamed file and a shadowing copy of a fixture */
+    /* a scratch dir, first on the path, with a misnamed file and a copy of a fixture that shadows it */
     char dir[] = "/tmp/ff_test_plugin_XXXXXX";
     FF_EXPECT(mkdtemp(dir) != NULL, "mkdtemp");
     char path[512], env[1024];
     snprintf(path, sizeof path, "%s/misnamed.so", dir);
     FILE *f = fopen(path, "w");
     if (f) { fputs("x", f); fclose(f); }
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s/source_options.so", dir);
+    FF_EXPECT(copy_file(FIXTURES "/source_options.so", copy), "copy a fixture");
     snprintf(env, sizeof env, "%s:%s", dir, FIXTURES);
     setenv("FISHERFLOW_PLUGIN_PATH", env, 1);
     listing l = { 0 };
+    snprintf(l.scratch, sizeof l.scratch, "%s", dir);
     FF_EXPECT(ff_plugin_list(on_plugin, &l) == FF_OK, "%s", ff_last_error());
-    FF_EXPECT(l.saw_exact_ot && l.saw_bad_abi && l.saw_options && l.saw_garbage && l.saw_misnamed,
-              "exact_ot %d bad_abi %d options %d garbage %d misnamed %d", l.saw_exact_ot, l.saw_bad_abi,
-              l.saw_options, l.saw_garbage, l.saw_misnamed);
-    FF_EXPECT(l.n_ok >= 8 + 3 && l.n_err >= 9, "ok %d, refused %d", l.n_ok, l.n_err);
+    FF_EXPECT(l.saw_exact_ot && l.saw_bad_abi && l.saw_options && l.saw_garbage && l.saw_misnamed && l.saw_shadow == 1,
+              "exact_ot %d bad_abi %d options %d garbage %d misnamed %d shadow %d", l.saw_exact_ot, l.saw_bad_abi,
+              l.saw_options, l.saw_garbage, l.saw_misnamed, l.saw_shadow);
+    FF_EXPECT(l.n_ok >= 8 + 3 && l.n_err >= 10, "ok %d, refused %d", l.n_ok, l.n_err);
+    /* ff_plugin_new takes the first on the path too */
+    ff_plugin_inst *inst = NULL;
+    FF_EXPECT(ff_plugin_new(&inst, FF_PLUGIN_SOURCE, "options", NULL, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(inst && l.scratch_desc && inst->desc == l.scratch_desc, "the scratch copy was loaded");
+    ff_plugin_free(inst);
+    ff_plugin_unload_unused();               /* the copy is about to be deleted */
+    unlink(copy);
     unlink(path);
     rmdir(dir);
     use_fixtures();
