@@ -395,8 +395,17 @@ ff_status ff_tape_backward_seed(ff_tape_t *tp, ff_tensor_t *out, const ff_tensor
     if (!g) return tp->status != FF_OK ? tp->status
                                        : (ff_op_fail(tp, FF_ENOMEM, "ff_tape_backward: no buffer"), tp->status);
     ff_acc(g, s, ff_tensor_numel(out), beta);
-    for (ff_node_t *n = out->node; n && tp->status == FF_OK; n = n->prev)
-        if (n->g_pass == tp->pass) backward_table[n->op](tp, n);
+    for (ff_node_t *n = out->node; n; n = n->prev) {
+        if (n->g_pass != tp->pass) continue;        /* no gradient reached this node */
+        backward_table[n->op](tp, n);
+        if (tp->status != FF_OK) {                  /* name the op whose backward failed */
+            char m[sizeof tp->msg + 64];
+            snprintf(m, sizeof m, "ff_tape_backward: backward of %s: %s", ff_op_names[n->op], tp->msg);
+            memcpy(tp->msg, m, sizeof tp->msg - 1);
+            tp->msg[sizeof tp->msg - 1] = '\0';
+            break;
+        }
+    }
     return ff_tape_status(tp);
 }
 

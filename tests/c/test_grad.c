@@ -880,7 +880,7 @@ FF_TEST(memory_stable_across_steps) {
     ff_params_t *P;
     ff_params_new(&P);
     ff_tensor_t *w[3], *b[3];
-    int64_t dims[4] = { 16, 64, 64, 8 };
+    int64_t dims[4] = { 16, 128, 128, 8 };          /* a step needs several MiB: the arena must grow */
     for (int l = 0; l < 3; l++) {
         char nm[32];
         snprintf(nm, sizeof nm, "l%d.w", l);
@@ -892,7 +892,7 @@ FF_TEST(memory_stable_across_steps) {
     ff_optim_t *opt;
     ff_optim_new(&opt, P, &cfg);
     ff_tensor_t *x, *y;
-    ff_tensor_new2(&x, 32, 16); ff_tensor_new2(&y, 32, 8);
+    ff_tensor_new2(&x, 512, 16); ff_tensor_new2(&y, 512, 8);
     ff_rng_fill_normal(&r, x, 0, 1); ff_rng_fill_normal(&r, y, 0, 1);
     ff_tape_t *tp;
     ff_tape_new(&tp, 4096);                   /* tiny: the first step must grow it */
@@ -921,6 +921,7 @@ FF_TEST(memory_stable_across_steps) {
         }
     }
     FF_EXPECT(last < first, "loss went from %g to %g", first, last);
+    FF_EXPECT(arena0 > ((size_t)2 << 20), "the arena grew past its first chunk (%zu bytes)", arena0);
     printf("  arena %zu bytes after warm-up; loss %.4f -> %.4f\n", arena0, first, last);
     ff_tape_free(tp); ff_optim_free(opt); ff_params_free(P);
     ff_tensor_free(x); ff_tensor_free(y);
