@@ -41,7 +41,8 @@ ff_tensor_t *ff_gelu     (ff_tape_t *tp, ff_tensor_t *a);   /* exact: a * Phi(a)
 ff_tensor_t *ff_tanh     (ff_tape_t *tp, ff_tensor_t *a);
 ff_tensor_t *ff_sigmoid  (ff_tape_t *tp, ff_tensor_t *a);
 
-/* Reductions over one axis (keepdim keeps it as size 1) and over everything (-> shape [1]) */
+/* Reductions over one axis (keepdim keeps it as size 1; reducing a 1-D tensor gives [1]) and over
+ * everything (-> shape [1]). Totals over everything accumulate in double. */
 ff_tensor_t *ff_sum      (ff_tape_t *tp, ff_tensor_t *a, int axis, int keepdim);
 ff_tensor_t *ff_mean     (ff_tape_t *tp, ff_tensor_t *a, int axis, int keepdim);
 ff_tensor_t *ff_sum_all  (ff_tape_t *tp, ff_tensor_t *a);
@@ -49,13 +50,17 @@ ff_tensor_t *ff_mean_all (ff_tape_t *tp, ff_tensor_t *a);
 
 /* Shape */
 ff_tensor_t *ff_concat   (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);  /* along the last axis; leading dims equal */
-ff_tensor_t *ff_reshape  (ff_tape_t *tp, ff_tensor_t *a, int ndim, const int64_t *shape); /* one size may be -1 */
+ff_tensor_t *ff_reshape  (ff_tape_t *tp, ff_tensor_t *a, int ndim, const int64_t *shape); /* one size may be -1; shares a's data */
 ff_tensor_t *ff_transpose(ff_tape_t *tp, ff_tensor_t *a, int axis0, int axis1);          /* contiguous result  */
 
 /* Layers */
-ff_tensor_t *ff_layer_norm(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *gamma, ff_tensor_t *beta, float eps); /* over the last axis; gamma/beta [C] or NULL */
+/* (x - mean) / sqrt(biased var + eps) * gamma + beta over the last axis (torch.nn.LayerNorm);
+ * gamma/beta [C] or NULL. */
+ff_tensor_t *ff_layer_norm(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *gamma, ff_tensor_t *beta, float eps);
 /* 1-D convolution, channels last: x[n, L, Cin], w[Cout, K, Cin], b[Cout]|NULL ->
- * [n, Lout, Cout] with Lout = L + 2*padding - dilation*(K-1). im2col + GEMM. */
+ * [n, Lout, Cout] with Lout = L + 2*padding - dilation*(K-1) >= 1; stride 1, zero padding;
+ * out[b,t,o] = b[o] + sum_{k,c} w[o,k,c] x[b, t - padding + k*dilation, c]. im2col + GEMM in
+ * chunks of at most 16 MiB of columns. */
 ff_tensor_t *ff_conv1d   (ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b, int dilation, int padding);
 ff_tensor_t *ff_dropout  (ff_tape_t *tp, ff_tensor_t *a, float p);   /* identity unless training; scales by 1/(1-p) */
 /* Rows of table[V, E] picked by ids (any shape, integer values stored as float, 0 <= id < V):

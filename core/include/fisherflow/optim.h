@@ -30,6 +30,8 @@ ff_optim_config ff_optim_sgd_defaults(void);     /* lr 1e-2, momentum 0         
 
 typedef struct ff_optim ff_optim_t;
 
+/* Create after the last ff_params_add (state is sized then; ff_optim_step refuses a grown registry).
+ * FF_EINVAL naming the field on a bad config (lr, wd, momentum < 0; betas outside [0, 1)). */
 ff_status ff_optim_new (ff_optim_t **out, ff_params_t *params, const ff_optim_config *cfg);
 void      ff_optim_free(ff_optim_t *o);
 /* One update with learning rate lr (pass the scheduled value) from the accumulated gradients. */
@@ -46,7 +48,7 @@ ff_status ff_clip_grad_norm(ff_params_t *p, float max_norm, float *norm_out);
 
 /* Exponential moving average of parameters: ema = decay*ema + (1-decay)*param. */
 typedef struct ff_ema ff_ema_t;
-ff_status ff_ema_new   (ff_ema_t **out, ff_params_t *p, float decay);  /* starts as a copy */
+ff_status ff_ema_new   (ff_ema_t **out, ff_params_t *p, float decay);  /* starts as a copy; after the last add */
 void      ff_ema_free  (ff_ema_t *e);
 void      ff_ema_update(ff_ema_t *e);
 void      ff_ema_swap  (ff_ema_t *e);    /* exchange live and averaged weights (evaluate, swap back) */

@@ -25,10 +25,14 @@ typedef struct ff_param_init { ff_init_kind kind; float a; } ff_param_init;
 
 ff_status    ff_params_new   (ff_params_t **out);
 void         ff_params_free  (ff_params_t *p);              /* NULL-safe; frees every tensor */
-/* Registers prefix + name ("net." + "block0.weight"); names are unique. rng used by random inits. */
+/* Registers prefix + name ("net." + "block0.weight"); full names are unique and shorter than 48
+ * characters. rng is used by random inits (required for them, may be NULL otherwise). *out is owned
+ * by the registry: FF_TENSOR_PARAM | FF_TENSOR_NEEDS_GRAD, ->grad points into the gradient block
+ * (zeroed). FF_EINVAL naming the parameter on a duplicate/long/empty name, a negative size, an
+ * unknown init kind or a missing generator; *out is NULL then. */
 ff_status    ff_params_add   (ff_params_t *p, const char *name, int ndim, const int64_t *shape,
                               ff_param_init init, ff_rng_t *rng, ff_tensor_t **out);
-ff_status    ff_params_set_prefix(ff_params_t *p, const char *prefix);   /* applies to later adds */
+ff_status    ff_params_set_prefix(ff_params_t *p, const char *prefix);   /* applies to later adds; NULL = "" */
 int          ff_params_count (const ff_params_t *p);
 ff_tensor_t *ff_params_get   (const ff_params_t *p, int i);   /* i in [0, count); NULL otherwise */
 ff_tensor_t *ff_params_find  (const ff_params_t *p, const char *name);   /* NULL if absent      */
