@@ -51,7 +51,7 @@ ff_status ff_checkpoint_save(ff_flow_t *f, const char *path, const char *config_
     if ((s = ff_st_writer_new(&w)) != FF_OK) return s;
     for (int i = 0; i < count && s == FF_OK; i++) {
         ff_tensor_t *p = ff_params_get(P, i);
-        s = ff_st_writer_add(w, p->name, p);
+        s = ff_st_writer_add_borrowed(w, p->name, FF_DTYPE_F32, p->ndim, p->shape, p->data);
     }
     for (int pass = 0; pass < 3 && s == FF_OK; pass++) {
         float *src = pass == 0 ? m : pass == 1 ? v : ema;
@@ -60,7 +60,7 @@ ff_status ff_checkpoint_save(ff_flow_t *f, const char *path, const char *config_
         for (int i = 0; i < count && s == FF_OK; i++) {
             ff_tensor_t *p = ff_params_get(P, i);
             snprintf(name, sizeof name, "%s%s", prefix, p->name);
-            s = ff_st_writer_add_raw(w, name, FF_DTYPE_F32, p->ndim, p->shape, src + (p->data - base));
+            s = ff_st_writer_add_borrowed(w, name, FF_DTYPE_F32, p->ndim, p->shape, src + (p->data - base));
         }
     }
     int64_t one = 1, tval = t ? *t : 0, step = ff_flow_steps(f), has_spare = R->has_spare;

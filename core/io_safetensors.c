@@ -1,5 +1,5 @@
-/* io_safetensors.c — strict safetensors reader and atomic writer (io.h), with a small RFC 8259 JSON
- * parser of its own. Format: huggingface.co/docs/safetensors; JSON: RFC 8259; UTF-8: RFC 3629. */
+/* io_safetensors.c — strict safetensors reader and atomic writer (io.h); the JSON parser is in
+ * io_json.c. Format: huggingface.co/docs/safetensors. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "fisherflow/io.h"
+#include "io_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "io_safetensors.c assumes a little-endian host (safetensors data is little-endian)"
@@ -33,342 +34,6 @@ size_t ff_dtype_size(ff_dtype t) {
 static ff_dtype dtype_from(const char *s) {
     for (int i = 1; i < N_DTYPES; i++) if (!strcmp(s, dtypes[i].name)) return (ff_dtype)i;
     return (ff_dtype)0;
-}
-
-/* ---------------------------------------------------------------- UTF-8 */
-/* Length of the valid UTF-8 sequence at s (max n bytes), or 0 if invalid (overlong, surrogate,
- * beyond U+10FFFF, truncated). */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned cp, min;
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-static int utf8_valid(const char *s) {
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t l = utf8_len((const unsigned char *)s + i, n - i);
-        if (!l) return 0;
-        i += l;
-    }
-    return 1;
-}
-
-/* ---------------------------------------------------------------- JSON */
-typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
-
-typedef struct jval {
-    jtype        type;
-    size_t       off;       /* byte offset of the value in the text                   */
-    char        *str;       /* J_STR: decoded, NUL-terminated (no embedded NUL)        */
-    const char  *num;       /* J_NUM: the literal in the text                          */
-    size_t       numlen;
-    int          boolean;
-    size_t       n;         /* J_ARR / J_OBJ: children                                  */
-    struct jval *items;     /* [n]                                                      */
-    char       **keys;      /* J_OBJ: [n] decoded keys                                  */
-    size_t      *keyoffs;   /* J_OBJ: [n] byte offsets of keys                          */
-} jval;
-
-typedef struct {
-    const char *s;
-    size_t      n, i;
-    size_t      base;       /* added to offsets in messages (8: bytes before the header) */
-    const char *label;
-    int         depth;
-} jparser;
-
-#define JSON_MAX_DEPTH 32
-
-static void jfree(jval *v) {
-    if (!v) return;
-    free(v->str);
-    for (size_t i = 0; i < v->n; i++) {
-        jfree(&v->items[i]);
-        if (v->keys) free(v->keys[i]);
-    }
-    free(v->items);
-    free(v->keys);
-    free(v->keyoffs);
-}
-
-static const char *describe(const jparser *p) {
-    static _Thread_local char buf[32];
-    if (p->i >= p->n) return "end of header";
-    unsigned char c = (unsigned char)p->s[p->i];
-    if (c >= 0x20 && c < 0x7f) snprintf(buf, sizeof buf, "'%c'", c);
-    else snprintf(buf, sizeof buf, "byte 0x%02x", c);
-    return buf;
-}
-
-static ff_status jerr(const jparser *p, size_t at, const char *what) {
-    return ff_errorf(FF_EIO, "%s: byte %zu: %s", p->label, p->base + at, what);
-}
-
-static void skip_ws(jparser *p) {
-    while (p->i < p->n) {
-        char c = p->s[p->i];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-        p->i++;
-    }
-}
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static int read_hex4(jparser *p, unsigned *out) {
-    if (p->n - p->i < 4) return 0;
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        int h = hexval(p->s[p->i + k]);
-        if (h < 0) return 0;
-        v = v * 16 + (unsigned)h;
-    }
-    p->i += 4;
-    *out = v;
-    return 1;
-}
-
-static size_t put_utf8(char *o, unsigned cp) {
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F)); return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F)); return 4;
-}
-
-/* At an opening quote: decodes the string into a malloc'd buffer. */
-static ff_status parse_string(jparser *p, char **out) {
-    size_t start = p->i++;
-    /* The decoded form is never longer than the raw text. */
-    size_t end = start + 1;
-    while (end < p->n && p->s[end] != '"') end += (p->s[end] == '\\') ? 2 : 1;
-    if (end >= p->n) return jerr(p, start, "unterminated string");
-    char *o = malloc(end - start + 1);
-    if (!o) return ff_errorf(FF_ENOMEM, "%s: out of memory parsing the header", p->label);
-    size_t k = 0;
-    for (;;) {
-        if (p->i >= p->n) { free(o); return jerr(p, start, "unterminated string"); }
-        unsigned char c = (unsigned char)p->s[p->i];
-        if (c == '"') { p->i++; break; }
-        if (c < 0x20) { free(o); return jerr(p, p->i, "control character in string (must be escaped)"); }
-        if (c == '\\') {
-            size_t at = p->i++;
-            if (p->i >= p->n) { free(o); return jerr(p, at, "unterminated escape"); }
-            char e = p->s[p->i++];
-            switch (e) {
-            case '"': o[k++] = '"'; break;
-            case '\\': o[k++] = '\\'; break;
-            case '/': o[k++] = '/'; break;
-            case 'b': o[k++] = '\b'; break;
-            case 'f': o[k++] = '\f'; break;
-            case 'n': o[k++] = '\n'; break;
-            case 'r': o[k++] = '\r'; break;
-            case 't': o[k++] = '\t'; break;
-            case 'u': {
-                unsigned cp, lo;
-                if (!read_hex4(p, &cp)) { free(o); return jerr(p, at, "expected 4 hex digits after \\u"); }
-                if (cp >= 0xDC00 && cp <= 0xDFFF) { free(o); return jerr(p, at, "lone low surrogate in \\u escape"); }
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    if (p->n - p->i < 2 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') {
-                        free(o); return jerr(p, at, "high surrogate not followed by a \\u low surrogate");
-                    }
-                    p->i += 2;
-                    if (!read_hex4(p, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
-                        free(o); return jerr(p, at, "high surrogate not followed by a low surrogate");
-                    }
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                }
-                if (cp == 0) { free(o); return jerr(p, at, "\\u0000 (NUL) is not allowed in names or metadata"); }
-                k += put_utf8(o + k, cp);
-                break;
-            }
-            default: free(o); return jerr(p, at, "invalid escape (expected one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u)");
-            }
-            continue;
-        }
-        size_t l = utf8_len((const unsigned char *)p->s + p->i, p->n - p->i);
-        if (!l) { free(o); return jerr(p, p->i, "invalid UTF-8 in string"); }
-        memcpy(o + k, p->s + p->i, l);
-        k += l;
-        p->i += l;
-    }
-    o[k] = '\0';
-    *out = o;
-    return FF_OK;
-}
-
-static ff_status parse_number(jparser *p, jval *v) {
-    size_t start = p->i;
-    const char *s = p->s;
-    if (p->i < p->n && s[p->i] == '-') p->i++;
-    if (p->i >= p->n || s[p->i] < '0' || s[p->i] > '9') return jerr(p, start, "expected a digit in number");
-    if (s[p->i] == '0') p->i++;
-    else while (p->i < p->n && s[p->i] >= '0' && s[p->i] <= '9') p->i++;
-    if (p->i < p->n && s[p->i] == '.') {
-        p->i++;
-        if (p->i >= p->n || s[p->i] < '0' || s[p->i] > '9') return jerr(p, p->i, "expected a digit after '.'");
-        while (p->i < p->n && s[p->i] >= '0' && s[p->i] <= '9') p->i++;
-    }
-    if (p->i < p->n && (s[p->i] == 'e' || s[p->i] == 'E')) {
-        p->i++;
-        if (p->i < p->n && (s[p->i] == '+' || s[p->i] == '-')) p->i++;
-        if (p->i >= p->n || s[p->i] < '0' || s[p->i] > '9') return jerr(p, p->i, "expected a digit in exponent");
-        while (p->i < p->n && s[p->i] >= '0' && s[p->i] <= '9') p->i++;
-    }
-    v->type = J_NUM;
-    v->num = s + start;
-    v->numlen = p->i - start;
-    return FF_OK;
-}
-
-static ff_status parse_value(jparser *p, jval *v);
-
-static ff_status push_child(jparser *p, jval *v, size_t *cap) {
-    if (v->n < *cap) return FF_OK;
-    size_t nc = *cap ? *cap * 2 : 4;
-    jval *items = realloc(v->items, nc * sizeof *items);
-    if (!items) return ff_errorf(FF_ENOMEM, "%s: out of memory parsing the header", p->label);
-    v->items = items;
-    if (v->type == J_OBJ) {
-        char **keys = realloc(v->keys, nc * sizeof *keys);
-        if (!keys) return ff_errorf(FF_ENOMEM, "%s: out of memory parsing the header", p->label);
-        v->keys = keys;
-        size_t *ko = realloc(v->keyoffs, nc * sizeof *ko);
-        if (!ko) return ff_errorf(FF_ENOMEM, "%s: out of memory parsing the header", p->label);
-        v->keyoffs = ko;
-    }
-    *cap = nc;
-    return FF_OK;
-}
-
-static _Thread_local const char *const *sort_keys_ctx;   /* qsort has no context argument in C11 */
-static int cmp_key_index_q(const void *a, const void *b) {
-    return strcmp(sort_keys_ctx[*(const size_t *)a], sort_keys_ctx[*(const size_t *)b]);
-}
-
-/* Duplicate keys are refused: sort indices by key and compare neighbours. */
-static ff_status check_duplicates(jparser *p, const jval *v) {
-    if (v->n < 2) return FF_OK;
-    size_t *idx = malloc(v->n * sizeof *idx);
-    if (!idx) return ff_errorf(FF_ENOMEM, "%s: out of memory parsing the header", p->label);
-    for (size_t i = 0; i < v->n; i++) idx[i] = i;
-    sort_keys_ctx = (const char *const *)v->keys;
-    qsort(idx, v->n, sizeof *idx, cmp_key_index_q);
-    for (size_t i = 1; i < v->n; i++) {
-        if (!strcmp(v->keys[idx[i - 1]], v->keys[idx[i]])) {
-            size_t later = idx[i] > idx[i - 1] ? idx[i] : idx[i - 1];
-            char msg[400];
-            snprintf(msg, sizeof msg, "duplicate key \"%.200s\"", v->keys[later]);
-            ff_status s = jerr(p, v->keyoffs[later], msg);
-            free(idx);
-            return s;
-        }
-    }
-    free(idx);
-    return FF_OK;
-}
-
-static ff_status parse_container(jparser *p, jval *v, int obj) {
-    size_t cap = 0;
-    ff_status s;
-    v->type = obj ? J_OBJ : J_ARR;
-    if (++p->depth > JSON_MAX_DEPTH) return jerr(p, p->i, "nesting deeper than 32 levels");
-    p->i++;   /* '{' or '[' */
-    skip_ws(p);
-    if (p->i < p->n && p->s[p->i] == (obj ? '}' : ']')) { p->i++; p->depth--; return FF_OK; }
-    for (;;) {
-        if ((s = push_child(p, v, &cap)) != FF_OK) return s;
-        jval *child = &v->items[v->n];
-        memset(child, 0, sizeof *child);
-        if (obj) {
-            v->keys[v->n] = NULL;
-            skip_ws(p);
-            if (p->i >= p->n || p->s[p->i] != '"') {
-                char msg[96];
-                snprintf(msg, sizeof msg, "expected a string key, got %s", describe(p));
-                return jerr(p, p->i, msg);
-            }
-            v->keyoffs[v->n] = p->i;
-            v->n++;   /* counted now so that jfree releases the key on a later failure */
-            if ((s = parse_string(p, &v->keys[v->n - 1])) != FF_OK) return s;
-            skip_ws(p);
-            if (p->i >= p->n || p->s[p->i] != ':') {
-                char msg[96];
-                snprintf(msg, sizeof msg, "expected ':' after key, got %s", describe(p));
-                return jerr(p, p->i, msg);
-            }
-            p->i++;
-        } else {
-            v->n++;
-        }
-        if ((s = parse_value(p, child)) != FF_OK) return s;
-        skip_ws(p);
-        if (p->i < p->n && p->s[p->i] == ',') { p->i++; continue; }
-        if (p->i < p->n && p->s[p->i] == (obj ? '}' : ']')) { p->i++; break; }
-        char msg[96];
-        snprintf(msg, sizeof msg, "expected ',' or '%c', got %s", obj ? '}' : ']', describe(p));
-        return jerr(p, p->i, msg);
-    }
-    p->depth--;
-    return obj ? check_duplicates(p, v) : FF_OK;
-}
-
-static ff_status parse_value(jparser *p, jval *v) {
-    skip_ws(p);
-    v->off = p->i;
-    if (p->i >= p->n) return jerr(p, p->i, "expected a value, got end of header");
-    char c = p->s[p->i];
-    if (c == '{') return parse_container(p, v, 1);
-    if (c == '[') return parse_container(p, v, 0);
-    if (c == '"') { v->type = J_STR; return parse_string(p, &v->str); }
-    if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p, v);
-    static const struct { const char *lit; jtype t; int b; } lits[] = {
-        { "true", J_BOOL, 1 }, { "false", J_BOOL, 0 }, { "null", J_NULL, 0 } };
-    for (int k = 0; k < 3; k++) {
-        size_t l = strlen(lits[k].lit);
-        if (p->n - p->i >= l && !memcmp(p->s + p->i, lits[k].lit, l)) {
-            v->type = lits[k].t; v->boolean = lits[k].b; p->i += l;
-            return FF_OK;
-        }
-    }
-    char msg[96];
-    snprintf(msg, sizeof msg, "expected a JSON value, got %s", describe(p));
-    return jerr(p, p->i, msg);
-}
-
-/* A JSON number that is a non-negative integer literal (no sign, fraction or exponent) -> uint64. */
-static int json_uint(const jval *v, uint64_t *out) {
-    if (v->type != J_NUM || v->numlen == 0 || v->num[0] == '-') return 0;
-    uint64_t x = 0;
-    for (size_t i = 0; i < v->numlen; i++) {
-        char c = v->num[i];
-        if (c < '0' || c > '9') return 0;
-        unsigned d = (unsigned)(c - '0');
-        if (x > (UINT64_MAX - d) / 10) return 0;
-        x = x * 10 + d;
-    }
-    *out = x;
-    return 1;
 }
 
 /* ---------------------------------------------------------------- reader */
@@ -512,17 +177,17 @@ static ff_status parse_file(ff_safetensors_t *st) {
     jval root;
     memset(&root, 0, sizeof root);
     ff_status s;
-    skip_ws(&p);
+    jskip_ws(&p);
     if (p.i >= p.n || p.s[p.i] != '{') {
         char msg[96];
-        snprintf(msg, sizeof msg, "expected the header to be a JSON object '{', got %s", describe(&p));
+        snprintf(msg, sizeof msg, "expected the header to be a JSON object '{', got %s", jdescribe(&p));
         return jerr(&p, p.i, msg);
     }
-    if ((s = parse_value(&p, &root)) != FF_OK) goto done;
-    skip_ws(&p);
+    if ((s = jparse_value(&p, &root)) != FF_OK) goto done;
+    jskip_ws(&p);
     if (p.i != p.n) {
         char msg[96];
-        snprintf(msg, sizeof msg, "unexpected %s after the header object", describe(&p));
+        snprintf(msg, sizeof msg, "unexpected %s after the header object", jdescribe(&p));
         s = jerr(&p, p.i, msg);
         goto done;
     }
@@ -603,35 +268,6 @@ ff_status ff_safetensors_parse(ff_safetensors_t **out, const void *buf, size_t l
     return FF_OK;
 }
 
-/* Reads a whole regular file into a malloc'd buffer (shared with io_sequences.c by copy: kept
- * static to keep io.h small). */
-static ff_status read_whole(const char *path, unsigned char **buf, size_t *len) {
-    *buf = NULL; *len = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return ff_errorf(FF_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ff_errorf(FF_EIO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)sb.st_size, got = 0;
-    unsigned char *b = malloc(n ? n : 1);
-    if (!b) { close(fd); return ff_errorf(FF_ENOMEM, "%s: cannot allocate %zu bytes", path, n); }
-    while (got < n) {
-        ssize_t r = read(fd, b + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int e = errno;
-            free(b); close(fd);
-            return ff_errorf(FF_EIO, "%s: short read at byte %zu of %zu: %s", path, got, n, r < 0 ? strerror(e) : "end of file");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    *buf = b; *len = n;
-    return FF_OK;
-}
-
 ff_status ff_safetensors_read(ff_safetensors_t **out, const char *path) {
     if (!out || !path) return ff_errorf(FF_EINVAL, "ff_safetensors_read: NULL argument");
     *out = NULL;
@@ -639,7 +275,7 @@ ff_status ff_safetensors_read(ff_safetensors_t **out, const char *path) {
     if (!st) return ff_errorf(FF_ENOMEM, "ff_safetensors_read: out of memory");
     st->label = strdup(path);
     if (!st->label) { free(st); return ff_errorf(FF_ENOMEM, "ff_safetensors_read: out of memory"); }
-    ff_status s = read_whole(path, &st->buf, &st->len);
+    ff_status s = ff_io_read_file(path, &st->buf, &st->len);
     if (s == FF_OK) s = parse_file(st);
     if (s != FF_OK) { ff_safetensors_free(st); return s; }
     *out = st;
@@ -837,6 +473,7 @@ typedef struct wr_entry {
     int64_t  shape[FF_ST_MAX_DIMS];
     size_t   bytes;
     void    *data;
+    int      owned;     /* 0: borrowed from the caller until the write */
 } wr_entry;
 
 struct ff_st_writer {
@@ -854,7 +491,7 @@ ff_status ff_st_writer_new(ff_st_writer_t **out) {
 
 void ff_st_writer_free(ff_st_writer_t *w) {
     if (!w) return;
-    for (int i = 0; i < w->n; i++) { free(w->e[i].name); free(w->e[i].data); }
+    for (int i = 0; i < w->n; i++) { free(w->e[i].name); if (w->e[i].owned) free(w->e[i].data); }
     for (int i = 0; i < w->nm; i++) { free(w->mk[i]); free(w->mv[i]); }
     free(w->e); free(w->mk); free(w->mv); free(w);
 }
@@ -862,14 +499,13 @@ void ff_st_writer_free(ff_st_writer_t *w) {
 static ff_status check_name(const char *fn, const char *name) {
     if (!name || !name[0] || strlen(name) > 255)
         return ff_errorf(FF_EINVAL, "%s: tensor name must be 1..255 bytes, got %s", fn, name ? "a longer one" : "NULL");
-    if (!utf8_valid(name)) return ff_errorf(FF_EINVAL, "%s: tensor name is not valid UTF-8", fn);
+    if (!ff_io_utf8_valid(name)) return ff_errorf(FF_EINVAL, "%s: tensor name is not valid UTF-8", fn);
     if (!strcmp(name, "__metadata__")) return ff_errorf(FF_EINVAL, "%s: \"__metadata__\" is reserved", fn);
     return FF_OK;
 }
 
-ff_status ff_st_writer_add_raw(ff_st_writer_t *w, const char *name, ff_dtype dtype, int ndim,
-                               const int64_t *shape, const void *data) {
-    const char *fn = "ff_st_writer_add_raw";
+static ff_status add_entry(ff_st_writer_t *w, const char *fn, const char *name, ff_dtype dtype, int ndim,
+                           const int64_t *shape, const void *data, int copy) {
     if (!w) return ff_errorf(FF_EINVAL, "%s: writer is NULL", fn);
     FF_TRY(check_name(fn, name));
     if (!ff_dtype_size(dtype)) return ff_errorf(FF_EINVAL, "%s: \"%s\": unknown dtype %d", fn, name, (int)dtype);
@@ -895,13 +531,28 @@ ff_status ff_st_writer_add_raw(ff_st_writer_t *w, const char *name, ff_dtype dty
     wr_entry *e = &w->e[w->n];
     memset(e, 0, sizeof *e);
     e->name = strdup(name);
-    e->data = malloc(bytes ? bytes : 1);
-    if (!e->name || !e->data) { free(e->name); free(e->data); return ff_errorf(FF_ENOMEM, "%s: out of memory", fn); }
-    if (bytes) memcpy(e->data, data, bytes);
+    e->owned = copy;
+    e->data = copy ? malloc(bytes ? bytes : 1) : (void *)data;
+    if (!e->name || (copy && !e->data)) {
+        free(e->name);
+        if (copy) free(e->data);
+        return ff_errorf(FF_ENOMEM, "%s: out of memory", fn);
+    }
+    if (copy && bytes) memcpy(e->data, data, bytes);
     e->dtype = dtype; e->ndim = ndim; e->bytes = bytes;
     for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
     w->n++;
     return FF_OK;
+}
+
+ff_status ff_st_writer_add_raw(ff_st_writer_t *w, const char *name, ff_dtype dtype, int ndim,
+                               const int64_t *shape, const void *data) {
+    return add_entry(w, "ff_st_writer_add_raw", name, dtype, ndim, shape, data, 1);
+}
+
+ff_status ff_st_writer_add_borrowed(ff_st_writer_t *w, const char *name, ff_dtype dtype, int ndim,
+                                    const int64_t *shape, const void *data) {
+    return add_entry(w, "ff_st_writer_add_borrowed", name, dtype, ndim, shape, data, 0);
 }
 
 ff_status ff_st_writer_add(ff_st_writer_t *w, const char *name, const ff_tensor_t *t) {
@@ -916,7 +567,7 @@ ff_status ff_st_writer_add(ff_st_writer_t *w, const char *name, const ff_tensor_
 
 ff_status ff_st_writer_meta(ff_st_writer_t *w, const char *key, const char *value) {
     if (!w || !key || !value) return ff_errorf(FF_EINVAL, "ff_st_writer_meta: NULL argument");
-    if (!utf8_valid(key) || !utf8_valid(value))
+    if (!ff_io_utf8_valid(key) || !ff_io_utf8_valid(value))
         return ff_errorf(FF_EINVAL, "ff_st_writer_meta: key \"%.100s\" or its value is not valid UTF-8", key);
     for (int i = 0; i < w->nm; i++) {
         if (!strcmp(w->mk[i], key)) {

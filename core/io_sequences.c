@@ -1,34 +1,13 @@
 /* io_sequences.c — FASTA and one-sequence-per-line files -> one-hot [n, L, |alphabet|] (io.h).
  * One pass over the bytes; every refusal names file:line[:column] (columns count characters). */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "fisherflow/io.h"
+#include "io_internal.h"
 
 ff_seq_opts ff_seq_default_opts(const char *alphabet) {
     return (ff_seq_opts){ .alphabet = alphabet, .format = FF_SEQ_AUTO, .case_policy = FF_SEQ_CASE_FOLD, .length = 0 };
-}
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid (RFC 3629). */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80) return 1;
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
 }
 
 static int upper(int c) { return (c >= 'a' && c <= 'z') ? c - 32 : c; }
@@ -93,7 +72,7 @@ static ff_status scan_symbols(parser *p, const unsigned char *s, const unsigned 
             q++;
             continue;
         }
-        size_t l = utf8_len(q, (size_t)(e - q));
+        size_t l = ff_io_utf8_len(q, (size_t)(e - q));
         if (!l) return ff_errorf(FF_EIO, "%s:%lld:%lld: invalid UTF-8 (byte 0x%02x)", p->label, (long long)ln,
                                  (long long)col, *q);
         return ff_errorf(FF_EIO, "%s:%lld:%lld: unknown symbol '%.*s' (alphabet \"%s\")", p->label, (long long)ln,
@@ -141,7 +120,7 @@ static ff_status parse(parser *p, const unsigned char *b, size_t n) {
             if (in_record) FF_TRY(end_sequence(p, p->nsym_total - p->rec_start, p->rec_line, p->rec_name));
             int64_t col = 1;
             for (const unsigned char *q = s; q < e; col++) {
-                size_t l = utf8_len(q, (size_t)(e - q));
+                size_t l = ff_io_utf8_len(q, (size_t)(e - q));
                 if (!l) return ff_errorf(FF_EIO, "%s:%lld:%lld: invalid UTF-8 in FASTA header (byte 0x%02x)", p->label,
                                          (long long)ln, (long long)col, *q);
                 q += l;
@@ -199,27 +178,9 @@ ff_status ff_seq_parse(const void *buf, size_t len, const char *label, const ff_
 ff_status ff_seq_read(const char *path, const ff_seq_opts *o, ff_tensor_t **out) {
     if (!out || !path) return ff_errorf(FF_EINVAL, "ff_seq_read: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ff_errorf(FF_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ff_errorf(FF_EIO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)sb.st_size, got = 0;
-    unsigned char *b = malloc(n ? n : 1);
-    if (!b) { close(fd); return ff_errorf(FF_ENOMEM, "%s: cannot allocate %zu bytes", path, n); }
-    while (got < n) {
-        ssize_t r = read(fd, b + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int e = errno;
-            free(b); close(fd);
-            return ff_errorf(FF_EIO, "%s: short read at byte %zu of %zu: %s", path, got, n, r < 0 ? strerror(e) : "end of file");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
+    unsigned char *b = NULL;
+    size_t n = 0;
+    FF_TRY(ff_io_read_file(path, &b, &n));
     ff_status s = ff_seq_parse(b, n, path, o, out);
     free(b);
     return s;

@@ -77,6 +77,10 @@ ff_status ff_st_writer_add (ff_st_writer_t *w, const char *name, const ff_tensor
 /* Adds raw little-endian data of a dtype and shape (copied now). */
 ff_status ff_st_writer_add_raw(ff_st_writer_t *w, const char *name, ff_dtype dtype, int ndim,
                                const int64_t *shape, const void *data);
+/* Same without the copy: data must stay unchanged and alive until ff_st_writer_write returns
+ * (checkpoints of large models use it to avoid doubling memory). */
+ff_status ff_st_writer_add_borrowed(ff_st_writer_t *w, const char *name, ff_dtype dtype, int ndim,
+                                    const int64_t *shape, const void *data);
 /* Sets a "__metadata__" string (both copied; a key set twice keeps the last value). */
 ff_status ff_st_writer_meta(ff_st_writer_t *w, const char *key, const char *value);
 /* Writes atomically (tensors in the order added, data 8-byte aligned after the header). */
