@@ -100,7 +100,8 @@ FF_TEST(writer_exact_bytes) {
     ff_tensor_wrap(&t, v, 1, (int64_t[]){ 2 });
     ff_st_writer_t *w;
     ff_st_writer_new(&w);
-    ff_st_writer_add(w, "x", t);
+    FF_EXPECT(ff_st_writer_add_borrowed(w, "x", FF_DTYPE_F32, 1, (int64_t[]){ 2 }, v) == FF_OK);   /* no copy */
+    FF_EXPECT_ERROR(ff_st_writer_add_borrowed(w, "x", FF_DTYPE_F32, 1, (int64_t[]){ 2 }, v), FF_EINVAL, "duplicate");
     ff_st_writer_meta(w, "m", "v");
     const char *path = tmp_path("exact.safetensors");
     FF_EXPECT(ff_st_writer_write(w, path) == FF_OK, "%s", ff_last_error());
