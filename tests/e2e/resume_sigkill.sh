@@ -68,7 +68,7 @@ echo "uninterrupted: $STEPS steps in $((SECONDS - t0)) s"
 "$FF" run "$WORK/train.lua" --steps "$STEPS" --every "$EVERY" --ckpt "$WORK/ck.safetensors" --log "$WORK/run.jsonl" &
 pid=$!   # the runner itself (not a subshell), so SIGKILL hits the training process
 # wait for the first checkpoint plus a few steps, then kill at a moment that is not a checkpoint step
-for _ in $(seq 1 600); do
+for _ in $(seq 1 6000); do
   [ -f "$WORK/ck.safetensors" ] && [ "$(wc -l <"$WORK/run.jsonl")" -ge $((EVERY + EVERY / 2)) ] && break
   kill -0 $pid 2>/dev/null || break
   sleep 0.01
