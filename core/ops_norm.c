@@ -28,11 +28,8 @@ ff_tensor_t *ff_layer_norm(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *gamma, ff
     for (int64_t r = 0; r < R; r++) {
         const float *xr = xs + r * C;
         float *yr = out->data + r * C;
-        float m = 0, v = 0;
-        for (int64_t j = 0; j < C; j++) m += xr[j];
-        m = C > 0 ? m / (float)C : 0.0f;
-        for (int64_t j = 0; j < C; j++) { float d = xr[j] - m; v += d * d; }
-        v = C > 0 ? v / (float)C : 0.0f;
+        const float m = C > 0 ? ff_sum8(xr, C) / (float)C : 0.0f;
+        const float v = C > 0 ? ff_sqdev8(xr, m, C) / (float)C : 0.0f;
         const float rs = 1.0f / sqrtf(v + eps);
         mean[r] = m; rstd[r] = rs;
         for (int64_t j = 0; j < C; j++) {
@@ -92,8 +89,8 @@ ff_tensor_t *ff_sphere_project(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *v) {
     if (!xs || !vs || !out) return NULL;
     for (int64_t r = 0; r < R; r++) {
         const float *xr = xs + r * D, *vr = vs + r * D;
-        float *yr = out->data + r * D, d = 0;
-        for (int64_t j = 0; j < D; j++) d += xr[j] * vr[j];
+        float *yr = out->data + r * D;
+        const float d = ff_dot8(xr, vr, D);
         for (int64_t j = 0; j < D; j++) yr[j] = vr[j] - d * xr[j];
     }
     ff_node_t *n = ff_node_new(tp, FF_OP_SPHERE_PROJECT, out, 2, x, xs, v, vs, NULL, NULL);
@@ -110,8 +107,8 @@ void ff_bw_sphere_project(ff_tape_t *tp, ff_node_t *n) {
     float *gv = ff_grad_buf(tp, n->in[1], &bv);
     for (int64_t r = 0; r < R; r++) {
         const float *xr = xs + r * D, *vr = vs + r * D, *gr = g + r * D;
-        float xg = 0, xv = 0;          /* gx is written before gv: they may share a buffer (x == v) */
-        for (int64_t j = 0; j < D; j++) { xg += xr[j] * gr[j]; xv += xr[j] * vr[j]; }
+        const float xg = ff_dot8(xr, gr, D), xv = ff_dot8(xr, vr, D);
+        /* gx is written before gv: they may share a buffer (x == v) */
         if (gx) {
             float *o = gx + r * D;
             if (bx == 0.0f) for (int64_t j = 0; j < D; j++) o[j]  = -xv * gr[j] - xg * vr[j];

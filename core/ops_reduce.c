@@ -28,9 +28,7 @@ static ff_tensor_t *reduce_axis(ff_tape_t *tp, int op, const char *fn, ff_tensor
         const float *xo = x + o * n * inner;
         float *yo = y + o * inner;
         if (inner == 1) {
-            float s = 0;
-            for (int64_t j = 0; j < n; j++) s += xo[j];
-            yo[0] = s * scale;
+            yo[0] = ff_sum8(xo, n) * scale;
         } else {
             memset(yo, 0, (size_t)inner * sizeof(float));
             for (int64_t j = 0; j < n; j++) {
@@ -71,13 +69,11 @@ static ff_tensor_t *reduce_all(ff_tape_t *tp, int op, const char *fn, ff_tensor_
     const float *x = ff_op_contig(tp, a);
     ff_tensor_t *out = ff_op_out(tp, 1, (int64_t[]){ 1 });
     if (!x || !out) return NULL;
-    /* a float partial sum per block of 4096 keeps the loop fast; blocks add up in double */
+    /* float partial sums per block of 4096 keep the loop fast; blocks add up in double */
     double s = 0;
     for (int64_t i0 = 0; i0 < N; i0 += 4096) {
         const int64_t e = i0 + 4096 < N ? i0 + 4096 : N;
-        float p = 0;
-        for (int64_t i = i0; i < e; i++) p += x[i];
-        s += p;
+        s += ff_sum8(x + i0, e - i0);
     }
     const float scale = (op == FF_OP_MEAN_ALL && N > 0) ? 1.0f / (float)N : 1.0f;
     out->data[0] = (float)(op == FF_OP_MEAN_ALL && N > 0 ? s / (double)N : s);

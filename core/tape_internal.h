@@ -85,6 +85,31 @@ static inline void ff_acc(float *restrict y, const float *restrict x, int64_t n,
     else              for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+/* Float reductions with 8 independent partial sums: vectorisable without -ffast-math (a single
+ * accumulator is a serial dependency chain), and a little more accurate. */
+static inline float ff_sum8(const float *restrict x, int64_t n) {
+    float acc[8] = { 0 }, s = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) for (int j = 0; j < 8; j++) acc[j] += x[i + j];
+    for (; i < n; i++) s += x[i];
+    return s + (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])));
+}
+static inline float ff_dot8(const float *restrict x, const float *restrict y, int64_t n) {
+    float acc[8] = { 0 }, s = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) for (int j = 0; j < 8; j++) acc[j] += x[i + j] * y[i + j];
+    for (; i < n; i++) s += x[i] * y[i];
+    return s + (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])));
+}
+/* sum of (x - m)^2 */
+static inline float ff_sqdev8(const float *restrict x, float m, int64_t n) {
+    float acc[8] = { 0 }, s = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) for (int j = 0; j < 8; j++) { float d = x[i + j] - m; acc[j] += d * d; }
+    for (; i < n; i++) { float d = x[i] - m; s += d * d; }
+    return s + (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])));
+}
+
 static inline int64_t ff_prod(const int64_t *s, int from, int to) {
     int64_t p = 1;
     for (int i = from; i < to; i++) p *= s[i];
