@@ -599,6 +599,58 @@ FF_TEST(matmul_forward_naive) {
     FF_EXPECT(check_case(&c, 3), "linear with a transposed weight view");
 }
 
+/* conv1d large enough that im2col runs in two chunks (16 MiB of columns each; the boundary falls
+ * inside a sequence): forward and all three gradients against direct double sums. */
+FF_TEST(conv1d_chunked_vs_direct_sums) {
+    const int64_t n = 2, L = 1200, Ci = 48, Co = 8, K = 40, dil = 1, pad = 20, Lo = L + 2 * pad - dil * (K - 1);
+    ff_rng_t r;
+    ff_rng_seed(&r, 21);
+    ff_tensor_t *x0, *w, *gw, *b, *gb, *seed;
+    ff_tensor_new3(&x0, n, L, Ci); ff_tensor_new3(&w, Co, K, Ci); ff_tensor_new3(&gw, Co, K, Ci);
+    ff_tensor_new1(&b, Co); ff_tensor_new1(&gb, Co); ff_tensor_new3(&seed, n, Lo, Co);
+    ff_rng_fill_uniform(&r, x0, -1, 1); ff_rng_fill_uniform(&r, w, -0.1f, 0.1f);
+    ff_rng_fill_uniform(&r, b, -1, 1); ff_rng_fill_uniform(&r, seed, -1, 1);
+    w->grad = gw; w->flags |= FF_TENSOR_NEEDS_GRAD;
+    b->grad = gb; b->flags |= FF_TENSOR_NEEDS_GRAD;
+    FF_EXPECT(n * Lo * K * Ci > ((int64_t)1 << 22), "the case must need more than one im2col chunk");
+    ff_tape_t *tp;
+    ff_tape_new(&tp, 0);
+    ff_tensor_t *x = ff_tape_leaf(tp, x0, 1);
+    ff_tensor_t *y = ff_conv1d(tp, x, w, b, (int)dil, (int)pad);
+    FF_EXPECT(y && y->shape[1] == Lo, "%s", ff_last_error());
+    FF_EXPECT(ff_tape_backward_seed(tp, y, seed) == FF_OK, "%s", ff_last_error());
+    double ey = 0, ex = 0, ew = 0, eb = 0, sy = 0, sx = 0, sw = 0, sb = 0;
+    double *dx = calloc((size_t)(n * L * Ci), sizeof(double)), *dw = calloc((size_t)(Co * K * Ci), sizeof(double));
+    double db[8] = { 0 };
+    for (int64_t s = 0; s < n; s++)
+        for (int64_t t = 0; t < Lo; t++)
+            for (int64_t o = 0; o < Co; o++) {
+                double acc = b->data[o], g = seed->data[(s * Lo + t) * Co + o];
+                db[o] += g;
+                for (int64_t k = 0; k < K; k++) {
+                    int64_t src = t - pad + k * dil;
+                    if (src < 0 || src >= L) continue;
+                    const float *xr = x0->data + (s * L + src) * Ci, *wr = w->data + (o * K + k) * Ci;
+                    for (int64_t c = 0; c < Ci; c++) {
+                        acc += (double)wr[c] * xr[c];
+                        dx[(s * L + src) * Ci + c] += g * wr[c];
+                        dw[(o * K + k) * Ci + c] += g * xr[c];
+                    }
+                }
+                ey = fmax(ey, fabs(acc - y->data[(s * Lo + t) * Co + o])); sy = fmax(sy, fabs(acc));
+            }
+    for (int64_t i = 0; i < n * L * Ci; i++) { ex = fmax(ex, fabs(dx[i] - x->grad->data[i])); sx = fmax(sx, fabs(dx[i])); }
+    for (int64_t i = 0; i < Co * K * Ci; i++) { ew = fmax(ew, fabs(dw[i] - gw->data[i])); sw = fmax(sw, fabs(dw[i])); }
+    for (int64_t o = 0; o < Co; o++) { eb = fmax(eb, fabs(db[o] - gb->data[o])); sb = fmax(sb, fabs(db[o])); }
+    FF_EXPECT(ey <= 1e-5 * sy, "forward max err %.3g (scale %.3g)", ey, sy);
+    FF_EXPECT(ex <= 1e-5 * sx, "dx max err %.3g (scale %.3g)", ex, sx);
+    FF_EXPECT(ew <= 1e-5 * sw, "dw max err %.3g (scale %.3g)", ew, sw);
+    FF_EXPECT(eb <= 1e-5 * sb, "db max err %.3g (scale %.3g)", eb, sb);
+    free(dx); free(dw);
+    ff_tape_free(tp);
+    ff_tensor_free(x0); ff_tensor_free(w); ff_tensor_free(gw); ff_tensor_free(b); ff_tensor_free(gb); ff_tensor_free(seed);
+}
+
 /* ---- composition, accumulation, modes ---------------------------------------------------------- */
 
 /* loss = mean((W2 leaky(W1 x + b1) + b2 - y)^2) with x a leaf; every grad vs float central
