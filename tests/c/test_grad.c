@@ -651,6 +651,44 @@ FF_TEST(conv1d_chunked_vs_direct_sums) {
     ff_tensor_free(x0); ff_tensor_free(w); ff_tensor_free(gw); ff_tensor_free(b); ff_tensor_free(gb); ff_tensor_free(seed);
 }
 
+/* Column slices go to sgemm with their leading dimension (no copy): results and weight gradients
+ * must equal those computed from contiguous clones (whose path the table checks against FD). */
+FF_TEST(gemm_with_leading_dimension_views) {
+    ff_rng_t r;
+    ff_rng_seed(&r, 31);
+    ff_tensor_t *xb, *wb, *xs, *ws, *xc, *wc, *gws, *gwc, *seed;
+    ff_tensor_new2(&xb, 5, 9); ff_tensor_new2(&wb, 7, 6);
+    ff_rng_fill_normal(&r, xb, 0, 1); ff_rng_fill_normal(&r, wb, 0, 1);
+    ff_tensor_slice(&xs, xb, 1, 2, 6);              /* [5,4], row stride 9 */
+    ff_tensor_slice(&ws, wb, 1, 1, 5);              /* [7,4], row stride 6 */
+    ff_tensor_clone(&xc, xs); ff_tensor_clone(&wc, ws);
+    ff_tensor_new2(&gws, 7, 4); ff_tensor_new2(&gwc, 7, 4); ff_tensor_new2(&seed, 5, 7);
+    ff_rng_fill_normal(&r, seed, 0, 1);
+    ws->grad = gws; ws->flags |= FF_TENSOR_NEEDS_GRAD;
+    wc->grad = gwc; wc->flags |= FF_TENSOR_NEEDS_GRAD;
+    FF_EXPECT(!ff_tensor_is_contiguous(xs) && !ff_tensor_is_contiguous(ws), "slices are strided");
+    ff_tape_t *tp;
+    ff_tape_new(&tp, 0);
+    ff_tensor_t *ys = ff_linear(tp, xs, ws, NULL), *yc = ff_linear(tp, xc, wc, NULL);
+    FF_EXPECT(ys && yc, "%s", ff_last_error());
+    ff_tape_backward_seed(tp, ys, seed);
+    ff_tape_backward_seed(tp, yc, seed);
+    for (int i = 0; i < 35; i++) FF_EXPECT_NEAR(ys->data[i], yc->data[i], 1e-6);
+    for (int i = 0; i < 28; i++) FF_EXPECT_NEAR(gws->data[i], gwc->data[i], 1e-5);
+    /* matmul with a sliced right operand: [5,4] x [4,3] taken from wb's rows 0..3, cols 2..4 */
+    ff_tensor_t *bs, *rows, *bc;
+    ff_tensor_slice(&rows, wb, 0, 0, 4);
+    ff_tensor_slice(&bs, rows, 1, 2, 5);
+    ff_tensor_clone(&bc, bs);
+    ff_tensor_t *ms = ff_matmul(tp, xs, bs), *mc = ff_matmul(tp, xc, bc);
+    FF_EXPECT(ms && mc, "%s", ff_last_error());
+    for (int i = 0; i < 15; i++) FF_EXPECT_NEAR(ms->data[i], mc->data[i], 1e-6);
+    ff_tape_free(tp);
+    ff_tensor_free(bs); ff_tensor_free(rows); ff_tensor_free(bc);
+    ff_tensor_free(xs); ff_tensor_free(ws); ff_tensor_free(xc); ff_tensor_free(wc);
+    ff_tensor_free(xb); ff_tensor_free(wb); ff_tensor_free(gws); ff_tensor_free(gwc); ff_tensor_free(seed);
+}
+
 /* ---- composition, accumulation, modes ---------------------------------------------------------- */
 
 /* loss = mean((W2 leaky(W1 x + b1) + b2 - y)^2) with x a leaf; every grad vs float central
