@@ -117,6 +117,23 @@ FF_TEST(clip_grad_norm_matches_hand_computation) {
     ff_params_free(P);
 }
 
+/* A long gradient (vector path, several 4096 blocks) against a double sum. */
+FF_TEST(clip_grad_norm_long) {
+    ff_params_t *P;
+    ff_params_new(&P);
+    ff_tensor_t *t;
+    ff_params_add(P, "w", 1, (int64_t[]){ 10007 }, (ff_param_init){ FF_INIT_ZEROS, 0 }, NULL, &t);
+    float *g = ff_params_grad(P), norm;
+    double s = 0;
+    for (int i = 0; i < 10007; i++) { g[i] = (float)sin(0.37 * i); s += (double)g[i] * g[i]; }
+    FF_EXPECT(ff_clip_grad_norm(P, 2.0f, &norm) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT_NEAR(norm, sqrt(s), 1e-5 * sqrt(s));
+    double s2 = 0;
+    for (int i = 0; i < 10007; i++) s2 += (double)g[i] * g[i];
+    FF_EXPECT_NEAR(sqrt(s2), 2.0 * sqrt(s) / (sqrt(s) + 1e-6), 1e-5);
+    ff_params_free(P);
+}
+
 FF_TEST(ema_update_and_swap) {
     const float p0[2] = { 1.0f, -1.0f };
     ff_tensor_t *t;
