@@ -15,7 +15,7 @@ local arg = ff.args {
   geometry = { "sphere",         "sphere | simplex | linear" },
   coupler  = { "exact_ot",       "exact_ot | sinkhorn | independent" },
   source   = { "uniform_sphere", "uniform_sphere | dirichlet" },
-  steps    = { 5000,             "training steps" },
+  steps    = { 7000,             "training steps" },
   batch    = { 256,              "minibatch size" },
   lr       = { 3e-3,             "AdamW learning rate, cosine decay to 1% of it" },
   hidden   = { 128,              "bmlp width" },
@@ -78,12 +78,12 @@ else
 end
 local t3 = clock()
 
-local scale = { log_scale = true, vmin = 0.1, vmax = 300 }            -- one colour scale, log10
+local c = { vmin = 0, vmax = 40 }                                     -- one linear colour scale, clipped
 ff.viz.simplex(arg.out .. ".png", {
-  { title = "target density", density = ff.data.smiley_density { res = 96 }, log_scale = true, vmin = scale.vmin, vmax = scale.vmax },
+  { title = "target density", density = ff.data.smiley_density { res = 96 }, vmin = c.vmin, vmax = c.vmax },
   { title = ("%dk samples"):format(arg.samples / 1000), points = x, style = "histogram", hist_res = 96,
-    log_scale = true, vmin = scale.vmin, vmax = scale.vmax },
-  density and { title = "model density (log_prob)", density = density, log_scale = true, vmin = scale.vmin, vmax = scale.vmax }
+    vmin = c.vmin, vmax = c.vmax },
+  density and { title = "model density (log_prob)", density = density, vmin = c.vmin, vmax = c.vmax }
           or { title = "samples (scatter)", points = x, alpha = 0.05 },
 }, { title = ("Fisher flow on the smiley: %s geometry, %s source, %s coupling, %d steps"):format(
   arg.geometry, arg.source, arg.coupler, arg.steps) })
