@@ -27,7 +27,8 @@ for file in ls:lines() do
     if type(r) == "table" and r.K and r.kl then
       rows[#rows + 1] = { K = r.K, geometry = r.geometry, coupler = r.coupler, source = r.source,
         kl = r.kl, empty_bins = r.empty_bins, steps = r.steps, batch = r.batch, samples = r.samples,
-        seed = r.seed, train_seconds = r.train_seconds, eval_seconds = r.eval_seconds, file = file }
+        seed = r.seed, train_seconds = r.train_seconds, eval_seconds = r.eval_seconds, file = file,
+        kl_uniform_model = r.kl_uniform_model, kl_true_samples = r.kl_true_samples }
     end
   end
 end
@@ -48,6 +49,14 @@ for _, r in ipairs(rows) do                                    -- one series per
 end
 local series = {}
 for _, key in ipairs(order) do series[#series + 1] = groups[key] end
+local uniform, seen = { label = "uniform model (yardstick, seed 1 tables)", x = {}, y = {}, line = "dashed" }, {}
+for _, r in ipairs(rows) do                                   -- KL of a model that ignores the data
+  if r.kl_uniform_model and r.seed == 1 and not seen[r.K] then seen[r.K] = r.kl_uniform_model end
+end
+for _, K in ipairs(Ks) do
+  if seen[K] then uniform.x[#uniform.x + 1], uniform.y[#uniform.y + 1] = K, seen[K] end
+end
+if #uniform.x > 0 then series[#series + 1] = uniform end
 for _, ref in ipairs(reference) do
   series[#series + 1] = { label = ref.label, x = Ks, y = ref.y, line = "dashed", marker = "cross" }
 end
