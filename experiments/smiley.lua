@@ -6,8 +6,9 @@
 -- kl = KL(p || q~) with q~ the histogram smoothed by half a count per cell (so cells the samples
 -- miss stay finite); the same numbers for 50,000 draws of the target itself are the floor a perfect
 -- model reaches. nll = mean -log density of held-out target points (w.r.t. Lebesgue measure on
--- (p_A, p_B), via flow:log_prob; sphere geometry only).
---   fisherflow run experiments/smiley.lua
+-- (p_A, p_B), via flow:log_prob; sphere geometry only) over the points with a finite log-density;
+-- the others (backward paths leaving the orthant) are counted in nll_nonfinite.
+--   fisherflow run experiments/smiley.lua            (defaults: 83 s on 2 quiet cores)
 --   fisherflow run experiments/smiley.lua --geometry simplex --source dirichlet --coupler independent
 local ff = require "fisherflow"
 

@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
     --bin) bin=$2 ;; --out) out=$2 ;; --steps) steps=$2 ;; --samples) samples=$2 ;;
     --jobs) jobs=$2 ;; --seed) seed=$2 ;; --Ks) Ks=$2 ;; --couplers) couplers=$2 ;;
     --geometries) geometries=$2 ;;
-    -h|--help) sed -n '2,10p' "$0"; echo "options: --bin --out --steps --samples --jobs --seed --Ks --couplers --geometries"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; echo "options: --bin --out --steps --samples --jobs --seed --Ks --couplers --geometries"; exit 0 ;;
     *) echo "toy_sweep.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift 2
