@@ -147,7 +147,11 @@ function M.report(out)
         o.default and ("= " .. o.default) or "", o.help))
     end
   end
-  for _, r in ipairs(refused) do out:write(("refused  %s: %s\n"):format(r.path, r.error)) end
+  for _, r in ipairs(refused) do
+    -- the loader's messages already start with the path; print it once
+    local msg = r.error:sub(1, #r.path) == r.path and r.error or (r.path .. ": " .. r.error)
+    out:write(("refused  %s\n"):format(msg))
+  end
   out:write(("\n%d plugins, %d refused\n"):format(#found, #refused))
 end
 

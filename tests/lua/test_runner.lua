@@ -9,8 +9,8 @@ local function runner()
   local buf = ffi.new("char[4096]")
   return ffi.string(buf, ffi.C.readlink("/proc/self/exe", buf, 4095))
 end
-local function sh(args)
-  local p = io.popen(("'%s' %s 2>&1; echo \"rc=$?\""):format(runner(), args))
+local function sh(args, env)
+  local p = io.popen(("%s'%s' %s 2>&1; echo \"rc=$?\""):format(env or "", runner(), args))
   local out = p:read("*a"); p:close()
   return out:gsub("rc=%d+%s*$", ""), tonumber(out:match("rc=(%d+)%s*$"))
 end
@@ -44,6 +44,19 @@ T.test("plugins lists every shipped plugin with its options", function()
   end
   T.ok(out:find("\n           hidden%s+int%s+= %d+%s+%S"), "bmlp's hidden option with type, default and help:\n%s", out)
   T.ok(out:find(("\n%d plugins, 0 refused"):format(#ff.plugins()), 1, true), "count line: %s", out)
+end)
+
+T.test("plugins names a refused file once, with the loader's reason", function()
+  local dir = os.tmpname(); os.remove(dir); assert(os.execute(("mkdir -p '%s'"):format(dir)) == 0)
+  local bad = dir .. "/coupler_broken.so"
+  local f = assert(io.open(bad, "wb")); f:write("not an ELF file\n"); f:close()
+  local out, rc = sh("plugins", ("FISHERFLOW_PLUGIN_PATH='%s' "):format(dir))
+  os.remove(bad); os.remove(dir)
+  T.eq(rc, 0, "exit status")
+  local line = out:match("\nrefused  ([^\n]*)")
+  T.ok(line and line:find(bad, 1, true) == 1, "refused line starts with the path: %s", out)
+  T.ok(not line:find(bad, #bad + 1, true), "path printed once: %s", line)
+  T.ok(out:find(", 1 refused", 1, true), "count line: %s", out)
 end)
 
 T.test("the runner hands Lua the library it is linked with, and its Lua directories", function()
