@@ -1,10 +1,14 @@
 -- checkpoint.lua — flow:save(path) / flow:load(path) through checkpoint.h (a safetensors file with
 -- parameters, optimiser state, EMA, the training stream and the step count, written atomically),
 -- plus ff.checkpoint.meta(path) and ff.checkpoint.flow(path) that rebuilds a flow from the saved
--- configuration and loads it.
+-- configuration and loads it. For loops that resume: flow:save(path, run) stores a small table of
+-- the loop's own state (JSON-able: numbers, strings, tables) next to the configuration, and
+-- ff.checkpoint.resume / open_log / rng_state / set_rng_state help a script continue bit for bit.
 local core = require "fisherflow.core"
 local json = require "fisherflow.json"
 local util = require "fisherflow.util"
+local log  = require "fisherflow.log"
+local bit  = require "bit"
 local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
@@ -31,21 +35,91 @@ local function config_of(flow)
 end
 M.config_of = config_of
 
+-- ff.checkpoint.resume(flow, path) -> run, step if path exists (flow:load'ed), nil otherwise.
+function M.resume(flow, path)
+  if type(path) ~= "string" or path == "" then
+    raise("ff.checkpoint.resume: path must be a non-empty string, got " .. tostring(path))
+  end
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  f:close()
+  local _, run = flow:load(path)
+  return run, flow:steps()
+end
+
+-- ff.checkpoint.open_log(path, step) -> an ff.log stream for a run continuing after `step`:
+-- step 0 starts a new file; otherwise the records of the existing file with a "step" above `step`
+-- (written after the checkpoint, by the run that was killed; they are about to be re-run) are
+-- dropped and the stream appends, so the file reads as one uninterrupted run.
+function M.open_log(path, step)
+  if type(path) ~= "string" then raise("ff.checkpoint.open_log: path must be a string, got " .. type(path)) end
+  if type(step) ~= "number" or step < 0 then
+    raise("ff.checkpoint.open_log: step must be a non-negative number, got " .. tostring(step))
+  end
+  if step == 0 then return log.open(path) end
+  local f = io.open(path, "rb")
+  if f then
+    local keep = {}
+    for line in f:lines() do
+      local n = tonumber(line:match('"step"%s*:%s*(%d+)'))
+      if line:match("%S") and not (n and n > step) then keep[#keep + 1] = line .. "\n" end
+    end
+    f:close()
+    util.write_atomic(path, table.concat(keep))
+  end
+  return log.open(path, { append = true })
+end
+
+-- A random stream's exact state as JSON-able data (for flow:save's run table), and back.
+function M.rng_state(r)
+  return { s = { bit.tohex(r.s[0], 16), bit.tohex(r.s[1], 16), bit.tohex(r.s[2], 16), bit.tohex(r.s[3], 16) },
+           spare_normal = r.spare_normal, has_spare = r.has_spare }
+end
+function M.set_rng_state(r, st)
+  if type(st) ~= "table" or type(st.s) ~= "table" or #st.s ~= 4 then
+    raise("ff.checkpoint.set_rng_state: expects the table of ff.checkpoint.rng_state")
+  end
+  for i = 1, 4 do
+    local h = st.s[i]
+    if type(h) ~= "string" or not h:match("^%x+$") or #h ~= 16 then
+      raise(("ff.checkpoint.set_rng_state: word %d is not 16 hex digits: %s"):format(i, tostring(h)))
+    end
+    r.s[i - 1] = bit.bor(bit.lshift(ffi.cast("uint64_t", tonumber(h:sub(1, 8), 16)), 32),
+                         ffi.cast("uint64_t", tonumber(h:sub(9), 16)))
+  end
+  r.spare_normal, r.has_spare = st.spare_normal or 0, st.has_spare or 0
+  return r
+end
+
 function M.install(ff)
   if not core.has("ff_checkpoint_save") then return end
   local Flow = require("fisherflow.flow").Flow
 
-  function Flow:save(path)
+  -- flow:save(path [, run]): run is optional plain data (the calling loop's state: its own
+  -- random streams, running sums...), stored in the metadata and given back by flow:load.
+  function Flow:save(path, run)
     if type(path) ~= "string" then raise("flow:save: path must be a string, got " .. type(path)) end
+    if run ~= nil and type(run) ~= "table" then raise("flow:save: run must be a table, got " .. type(run)) end
     util.ensure_parent(path)
-    check(C.ff_checkpoint_save(self.ptr, path, json.encode(config_of(self))))
+    local config = config_of(self)
+    config.run = run
+    check(C.ff_checkpoint_save(self.ptr, path, json.encode(config)))
     return path
   end
 
+  -- flow:load(path) -> flow, run (the table given to flow:save, or {} if none was)
   function Flow:load(path)
     if type(path) ~= "string" then raise("flow:load: path must be a string, got " .. type(path)) end
     check(C.ff_checkpoint_load(self.ptr, path))
-    return self
+    local run = {}
+    local cj = ffi.new("char *[1]")
+    if C.ff_checkpoint_read_meta(path, cj, nil, nil) == 0 and cj[0] ~= nil then
+      local text = ffi.string(cj[0])
+      C.ff_checkpoint_free_string(cj[0])
+      local ok, c = pcall(json.decode, text)
+      if ok and type(c) == "table" and type(c.run) == "table" then run = c.run end
+    end
+    return self, run
   end
 
   ff.checkpoint = {}
@@ -58,9 +132,13 @@ function M.install(ff)
     local version = ver[0] ~= nil and ffi.string(ver[0]) or nil
     C.ff_checkpoint_free_string(cj[0]); C.ff_checkpoint_free_string(ver[0])
     local ok, decoded = pcall(json.decode, config or "null")
-    return { config = ok and decoded ~= json.null and decoded or nil, config_json = config,
+    local c = ok and decoded ~= json.null and decoded or nil
+    return { config = c, config_json = config, run = type(c) == "table" and c.run or nil,
              version = version, step = tonumber(step[0]) }
   end
+
+  ff.checkpoint.resume, ff.checkpoint.open_log = M.resume, M.open_log
+  ff.checkpoint.rng_state, ff.checkpoint.set_rng_state = M.rng_state, M.set_rng_state
 
   -- ff.checkpoint.flow(path [, { source = ff.source.lua{...}, ... }]) -> a flow rebuilt from the
   -- saved configuration and loaded. Plugins written in Lua are not saved: pass them again.
@@ -88,7 +166,7 @@ function M.install(ff)
         t[kind] = ff.plugin(kind, p.name, opts)
       end
     end
-    return ff.flow(t):load(path)
+    return (ff.flow(t):load(path))
   end
 end
 

@@ -166,14 +166,22 @@ end
 
 -- One training step (one FFI call: pair, path, forward, backward, clip, update, EMA).
 -- x1 [n, k, d+1] simplex points; x0 optional sphere-coordinate source draws; cond optional.
+-- step_status returns the C status (fit tells FF_ENUMERIC apart); Flow:step raises on failure.
+local function step_status(self, x1, x0, cond)
+  if x0 == nil and self.lua_source then x0 = draw_lua_source(self, x1:size(1), C.ff_flow_rng(self.ptr)) end
+  return C.ff_flow_step(self.ptr, x1, x0, cond, self.stats)
+end
+
+local function stats_of(s)
+  return { loss = s.loss, grad_norm = s.grad_norm, lr = s.lr, ms = s.ms, step = tonumber(s.step) }
+end
+
 function Flow:step(x1, x0, cond)
   expect_tensor("flow:step", "x1", x1)
   expect_tensor("flow:step", "x0", x0, true)
   expect_tensor("flow:step", "cond", cond, true)
-  if x0 == nil and self.lua_source then x0 = draw_lua_source(self, x1:size(1), C.ff_flow_rng(self.ptr)) end
-  local s = self.stats
-  check(C.ff_flow_step(self.ptr, x1, x0, cond, s))
-  return { loss = s.loss, grad_norm = s.grad_norm, lr = s.lr, ms = s.ms, step = tonumber(s.step) }
+  check(step_status(self, x1, x0, cond))
+  return stats_of(self.stats)
 end
 
 function Flow:eval_loss(x1, cond)
@@ -226,12 +234,42 @@ function History:last(key, n)
   return s / n
 end
 
+local fit_options = {
+  steps = true, batch = true, log = true, log_every = true, progress = true, label = true, optim = true,
+  lr = true, cond = true, callback = true, checkpoint = true, checkpoint_every = true, resume = true,
+}
+
 -- flow:fit(data, { steps =, batch = 256, log = "out/x.jsonl", log_every =, progress = true,
---                  optim =, cond =, callback = function(step, stats) end })
+--                  optim =, cond =, callback = function(i, stats) end,
+--                  checkpoint = "out/x.safetensors", checkpoint_every = 0, resume = false })
 -- data: [N, k, d+1] simplex points (or { x = tensor, cond = tensor }). Returns the history:
--- per-step loss, grad_norm and lr lists, with hist:last("loss", n).
+-- per-step loss, grad_norm and lr lists of the steps this call ran (hist:last("loss", n)), and
+-- hist.start (the flow's step count before them), hist.loss_first (loss of the run's step 1, when
+-- this call ran it or the resumed checkpoint recorded it), hist.seconds (this call's wall time).
+-- Without resume, `steps` is the number of steps this call runs. Checkpoints:
+--   checkpoint = path: flow:save(path) at the end of the call, and also after every step whose
+--     flow step count (flow:steps()) is a multiple of checkpoint_every (0, the default: only at the
+--     end). Saves are atomic; fit's log window and first loss ride along (flow:save's run table).
+--   resume = true (needs checkpoint): if path exists, flow:load(path) first. `steps` is then the
+--     TOTAL step count of the run: the call runs steps - flow:steps() more (none if the run is
+--     complete; an error if the checkpoint is past `steps`), whether or not the file existed. The
+--     log (a path) then continues the file: records past the checkpoint's step, written by the run
+--     that died, are dropped and the rest appended to. Log windows count the flow's steps, so a
+--     resumed run logs the same records as an uninterrupted one, bit for bit except timings.
+-- A step refused for NaN/Inf (FF_ENUMERIC: loss or gradient not finite) raises the C message (it
+-- names the step) followed by the last good checkpoint: the latest one this call wrote, or the one
+-- it resumed from, or a note that none was written. The flow keeps its last good parameters.
 function Flow:fit(data, opts)
   opts = opts or {}
+  if type(opts) ~= "table" then raise("flow:fit: options must be a table, got " .. type(opts)) end
+  for k in pairs(opts) do
+    if not fit_options[k] then
+      local names = {}
+      for n in pairs(fit_options) do names[#names + 1] = n end
+      table.sort(names)
+      raise(("flow:fit: unknown option '%s' (known: %s)"):format(tostring(k), table.concat(names, ", ")))
+    end
+  end
   local cond = opts.cond
   if type(data) == "table" and not tensor.is_tensor(data) then cond = data.cond; data = data.x end
   expect_tensor("flow:fit", "data", data)
@@ -243,6 +281,18 @@ function Flow:fit(data, opts)
   if type(batch) ~= "number" or batch < 1 or batch ~= math.floor(batch) then
     raise("flow:fit: batch must be a positive integer, got " .. tostring(batch))
   end
+  local ckpt, ck_every, resume = opts.checkpoint, opts.checkpoint_every or 0, opts.resume or false
+  if ckpt ~= nil and (type(ckpt) ~= "string" or ckpt == "") then
+    raise("flow:fit: checkpoint must be a path (a non-empty string), got " .. (type(ckpt) == "string" and '""' or type(ckpt)))
+  end
+  if type(ck_every) ~= "number" or ck_every < 0 or ck_every ~= math.floor(ck_every) then
+    raise("flow:fit: checkpoint_every must be a non-negative integer (steps; 0: only at the end), got " .. tostring(ck_every))
+  end
+  if type(resume) ~= "boolean" then raise("flow:fit: resume must be a boolean, got " .. type(resume)) end
+  if (resume or ck_every > 0) and not ckpt then
+    raise(("flow:fit: %s needs checkpoint = path"):format(resume and "resume" or "checkpoint_every"))
+  end
+  if ckpt and not self.save then raise("flow:fit: checkpoints are not in this build (no ff_checkpoint_save)") end
   if data.ndim < 1 or data:size(1) < 1 then raise("flow:fit: data is empty") end
   if cond and cond:size(1) ~= data:size(1) then
     raise(("flow:fit: cond has %d rows, data %d"):format(cond:size(1), data:size(1)))
@@ -257,29 +307,80 @@ function Flow:fit(data, opts)
     self.optim = o
     build(self)
   end
-  local every = opts.log_every or math.max(1, math.floor(steps / 200))
+  -- resume: load the checkpoint if there is one; `steps` becomes the run's total
+  local run, good = nil, nil          -- good: the last good checkpoint { path =, step =, how = }
+  if resume then
+    run = require("fisherflow.checkpoint").resume(self, ckpt)
+    if run then good = { path = ckpt, step = self:steps(), how = "the one this run resumed from" } end
+    if self:steps() > steps then
+      raise(("flow:fit: resume: %s is at step %d, past steps = %d (with resume, steps is the run's total)"):format(
+        ckpt, self:steps(), steps))
+    end
+  end
+  run = run or {}
+  local start = self:steps()
+  local todo = resume and steps - start or steps
+  local base = resume and start or 0  -- log windows and the progress bar count base + i
+  local total = base + todo
+  local every = opts.log_every or math.max(1, math.floor(total / 200))
   local stream = nil
-  if opts.log then stream = type(opts.log) == "string" and log.open(opts.log) or opts.log end
-  local bar = (opts.progress ~= false) and progress.new({ total = steps, label = opts.label or "fit" }) or nil
-  local hist = setmetatable({ loss = {}, grad_norm = {}, lr = {} }, History)
+  if opts.log then
+    if type(opts.log) ~= "string" then stream = opts.log
+    elseif resume then stream = require("fisherflow.checkpoint").open_log(opts.log, start)
+    else stream = log.open(opts.log) end
+  end
+  local bar = (opts.progress ~= false) and progress.new({ total = total, label = opts.label or "fit" }) or nil
+  local hist = setmetatable({ loss = {}, grad_norm = {}, lr = {}, start = start }, History)
+  hist.loss_first = start > 0 and run.loss_first or nil
   local t0 = util.now()
-  local win_loss, win_gn, win_n = 0, 0, 0
-  for i = 1, steps do
+  local t_before = tonumber(run.seconds) or 0      -- training time the resumed checkpoint had behind it
+  local win = run.window or {}
+  local win_loss, win_gn, win_n = win.loss or 0, win.grad_norm or 0, win.n or 0
+  if not (resume and start > 0) then win_loss, win_gn, win_n, t_before = 0, 0, 0, 0 end
+  local function save()
+    self:save(ckpt, { loss_first = hist.loss_first, seconds = t_before + util.now() - t0,
+                      window = { loss = win_loss, grad_norm = win_gn, n = win_n } })
+    good = { path = ckpt, step = self:steps(), how = "written by this run" }
+  end
+  local function finish()
+    if bar then bar:finish() end
+    if stream and type(opts.log) == "string" then stream:close() end
+  end
+  for i = 1, todo do
     local xb, cb = gather(self, data, cond, batch)
-    local s = self:step(xb, nil, cb)
+    local st = step_status(self, xb, nil, cb)
+    if st ~= 0 then
+      local msg = ffi.string(C.ff_last_error())
+      finish()
+      if st == C.FF_ENUMERIC then
+        if good then
+          msg = ("%s; last good checkpoint: %s (step %d, %s)"):format(msg, good.path, good.step, good.how)
+        elseif ckpt then
+          msg = ("%s; no checkpoint written yet in this run (%s: every %s, and at the end)"):format(msg, ckpt,
+            ck_every > 0 and (ck_every .. " steps") or "never")
+        else
+          msg = msg .. "; no checkpoint (flow:fit without checkpoint = path)"
+        end
+      end
+      raise(msg)
+    end
+    local s = stats_of(self.stats)
+    if s.step == 1 then hist.loss_first = s.loss end
     hist.loss[i], hist.grad_norm[i], hist.lr[i] = s.loss, s.grad_norm, s.lr
     win_loss, win_gn, win_n = win_loss + s.loss, win_gn + s.grad_norm, win_n + 1
-    if i % every == 0 or i == steps then
+    local g = base + i
+    if g % every == 0 or g == total then
       local rec = { step = s.step, loss = win_loss / win_n, grad_norm = win_gn / win_n, lr = s.lr,
-                    ms = s.ms, elapsed = util.now() - t0 }
+                    ms = s.ms, elapsed = t_before + util.now() - t0 }
       if stream then stream:write(rec) end
-      if bar then bar:update(i, { loss = rec.loss }) end
+      if bar then bar:update(g, { loss = rec.loss }) end
       win_loss, win_gn, win_n = 0, 0, 0
     end
-    if opts.callback then opts.callback(i, s) end
+    if opts.callback then opts.callback(i, s) end  -- before the save: a kill in between re-runs the step
+    if ckpt and ck_every > 0 and s.step % ck_every == 0 and i < todo then save() end
   end
-  if bar then bar:finish() end
-  if stream and type(opts.log) == "string" then stream:close() end
+  if ckpt then save() end
+  finish()
   hist.seconds = util.now() - t0
   return hist
 end

@@ -1,0 +1,183 @@
+-- test_fit_checkpoint.lua — flow:fit's checkpoint, checkpoint_every and resume options: a run
+-- interrupted after a checkpoint and resumed gives the uninterrupted run's losses and log bit for
+-- bit and stops at the total step count; the end of fit saves; resume without a file starts fresh;
+-- option mistakes name the option; a NaN step names the step and the last good checkpoint.
+local T  = require "ff_test"
+local ff = require "fisherflow"
+
+local function tmp(name)
+  local dir = (T.params.tmp or "/tmp/fisherflow_test_fit_checkpoint") .. "/" .. name
+  os.execute("rm -rf '" .. dir .. "' && mkdir -p '" .. dir .. "'")
+  return dir
+end
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local data = ff.random.dirichlet(ff.rng(5), { 1000, 1, 3 }, { 8, 1, 1 })
+local function new_flow(lr)
+  return ff.flow{ k = 1, d = 2, seed = 9, ema = 0.9,
+                  network = ff.plugin("network", "bmlp", { hidden = 16, depth = 2 }),
+                  optim = ff.optim.adamw{ lr = lr or 2e-3, weight_decay = 0 } }
+end
+-- log records without their timings (elapsed, ms), as comparable strings
+local function records(path)
+  local out = {}
+  for _, r in ipairs(ff.log.read(path)) do
+    out[#out + 1] = ("%d %.17g %.17g %.17g"):format(r.step, r.loss, r.grad_norm, r.lr)
+  end
+  return out
+end
+
+T.test("fit resume: continues to the total step count, bit for bit, log continued", function()
+  T.ok(ff.checkpoint, "checkpoint functions are not in this build")
+  local dir = tmp("resume")
+  local ref = new_flow()
+  local href = ref:fit(data, { steps = 30, batch = 32, progress = false, log = dir .. "/ref.jsonl", log_every = 5 })
+  local ck, lg = dir .. "/ck.safetensors", dir .. "/run.jsonl"
+  -- a run that dies at step 17 (checkpoints at 7 and 14; 7 is not a multiple of log_every, so the
+  -- resumed log window starts from a partial sum saved with the checkpoint)
+  local a = new_flow()
+  local err = T.raises(function()
+    a:fit(data, { steps = 30, batch = 32, progress = false, log = lg, log_every = 5,
+                  checkpoint = ck, checkpoint_every = 7, resume = true,
+                  callback = function(i) if i == 17 then error("killed at 17") end end })
+  end, "killed at 17")
+  T.eq(ff.checkpoint.meta(ck).step, 14, "last checkpoint before the crash")
+  T.eq(#ff.log.read(lg), 3, "records of steps 5, 10, 15 written before the crash")
+  -- a new process: same flow config, same call
+  local b = new_flow()
+  local hb = b:fit(data, { steps = 30, batch = 32, progress = false, log = lg, log_every = 5,
+                           checkpoint = ck, checkpoint_every = 7, resume = true })
+  T.eq(hb.start, 14, "resumed at the checkpoint's step"); T.eq(#hb.loss, 16, "ran steps 15..30")
+  T.eq(b:steps(), 30, "total steps")
+  for i = 1, 16 do T.eq(hb.loss[i], href.loss[14 + i], "loss of step " .. (14 + i)) end
+  T.eq(hb.loss_first, href.loss[1], "first loss of the run, carried by the checkpoint")
+  T.eq(table.concat(records(lg), "\n"), table.concat(records(dir .. "/ref.jsonl"), "\n"), "JSONL records")
+  T.eq(ff.checkpoint.meta(ck).step, 30, "saved at the end")
+  local wr, wb = ref:param(ref:params()[1].name):values(), b:param(b:params()[1].name):values()
+  T.eq(table.concat(wb, ","), table.concat(wr, ","), "final parameters")
+  -- resuming a complete run runs nothing; a checkpoint past `steps` is refused
+  local c = new_flow()
+  local hc = c:fit(data, { steps = 30, batch = 32, progress = false, checkpoint = ck, resume = true })
+  T.eq(#hc.loss, 0, "nothing left to run"); T.eq(c:steps(), 30, "steps of the complete run")
+  T.raises(function()
+    new_flow():fit(data, { steps = 20, batch = 32, progress = false, checkpoint = ck, resume = true })
+  end, "is at step 30, past steps = 20")
+end)
+
+T.test("fit checkpoint: saved at the end, and every N flow steps", function()
+  local dir = tmp("end")
+  local ck = dir .. "/end.safetensors"
+  local seen = {}
+  local f = new_flow()
+  f:fit(data, { steps = 7, batch = 32, progress = false, checkpoint = ck,
+                callback = function(i) seen[i] = exists(ck) end })
+  T.ok(not seen[7], "checkpoint_every = 0 writes nothing before the end")
+  T.eq(ff.checkpoint.meta(ck).step, 7, "end-of-fit checkpoint")
+  -- without resume, steps counts this call; checkpoint_every counts the flow's steps (7 + 1..6)
+  local at = {}
+  f:fit(data, { steps = 6, batch = 32, progress = false, checkpoint = ck, checkpoint_every = 4,
+                callback = function(_, s) at[s.step] = ff.checkpoint.meta(ck).step end })
+  T.eq(f:steps(), 13, "6 more steps")
+  T.eq(at[8], 7, "before step 8's save the file still holds step 7")
+  T.eq(at[9], 8, "step 8 (a multiple of 4) was saved")
+  T.eq(ff.checkpoint.meta(ck).step, 13, "end-of-fit checkpoint")
+end)
+
+T.test("fit resume: no checkpoint file starts fresh", function()
+  local dir = tmp("fresh")
+  local ck = dir .. "/none.safetensors"
+  T.ok(not exists(ck), "no file before")
+  local f = new_flow()
+  local h = f:fit(data, { steps = 8, batch = 32, progress = false, checkpoint = ck, resume = true,
+                          log = dir .. "/fresh.jsonl" })
+  T.eq(h.start, 0, "started at 0"); T.eq(#h.loss, 8, "ran the total")
+  local ref = new_flow():fit(data, { steps = 8, batch = 32, progress = false })
+  for i = 1, 8 do T.eq(h.loss[i], ref.loss[i], "loss " .. i) end
+  T.eq(ff.checkpoint.meta(ck).step, 8, "written at the end")
+  T.ok(#ff.log.read(dir .. "/fresh.jsonl") > 0, "log written")
+end)
+
+T.test("fit: checkpoint option mistakes are named", function()
+  local f = new_flow()
+  local function fit(o)
+    o.steps, o.batch, o.progress = o.steps or 2, 32, false
+    return function() f:fit(data, o) end
+  end
+  T.raises(fit{ checkpoint = 5 }, "flow:fit: checkpoint must be a path (a non-empty string), got number")
+  T.raises(fit{ checkpoint = "" }, 'checkpoint must be a path (a non-empty string), got ""')
+  T.raises(fit{ checkpoint = "x.safetensors", checkpoint_every = -1 }, "flow:fit: checkpoint_every must be a non-negative integer")
+  T.raises(fit{ checkpoint = "x.safetensors", checkpoint_every = 2.5 }, "checkpoint_every must be a non-negative integer (steps; 0: only at the end), got 2.5")
+  T.raises(fit{ checkpoint = "x.safetensors", checkpoint_every = "10" }, "checkpoint_every must be a non-negative integer")
+  T.raises(fit{ checkpoint = "x.safetensors", resume = "yes" }, "flow:fit: resume must be a boolean, got string")
+  T.raises(fit{ resume = true }, "flow:fit: resume needs checkpoint = path")
+  T.raises(fit{ checkpoint_every = 10 }, "flow:fit: checkpoint_every needs checkpoint = path")
+  T.raises(fit{ checkpoint_evry = 10 }, "flow:fit: unknown option 'checkpoint_evry' (known:")
+  local line = T.line() + 1
+  local err = T.raises(function() f:fit(data, { steps = 1, resume = 1 }) end, "resume must be a boolean")
+  T.ok(err:find(":" .. line .. ":", 1, true), "error not at the caller's line %d: %s", line, err)
+  T.eq(f:steps(), 0, "no step taken by a refused call")
+end)
+
+T.test("fit: a NaN step names the step and the last good checkpoint", function()
+  local dir = tmp("nan")
+  local ck = dir .. "/nan.safetensors"
+  -- lr 1e30: step 1 succeeds (finite, huge weights), step 2's forward overflows to a non-finite
+  -- loss, refused by ff_flow_step's loss/gradient check (not by the input check)
+  local f = new_flow(1e30)
+  local err = T.raises(function()
+    f:fit(data, { steps = 10, batch = 32, progress = false, checkpoint = ck, checkpoint_every = 1 })
+  end, "ff_flow_step: step 2:")
+  T.ok(err:find("last good parameters kept", 1, true), "C message kept: %s", err)
+  T.ok(err:find("last good checkpoint: " .. ck .. " (step 1, written by this run)", 1, true), "checkpoint named: %s", err)
+  T.eq(f:steps(), 1, "the flow kept step 1")
+  T.eq(ff.checkpoint.meta(ck).step, 1, "the good checkpoint was not replaced")
+  -- resumed from that file and diverging again before the next save
+  local g = new_flow(1e30)
+  err = T.raises(function()
+    g:fit(data, { steps = 10, batch = 32, progress = false, checkpoint = ck, checkpoint_every = 5, resume = true })
+  end, "ff_flow_step: step 2:")
+  T.ok(err:find(ck .. " (step 1, the one this run resumed from)", 1, true), "resumed-from named: %s", err)
+  -- no checkpoint written yet / no checkpoint option
+  err = T.raises(function()
+    new_flow(1e30):fit(data, { steps = 10, batch = 32, progress = false, checkpoint = dir .. "/later.safetensors",
+                               checkpoint_every = 5 })
+  end, "ff_flow_step: step 2:")
+  T.ok(err:find("no checkpoint written yet in this run", 1, true), "none written: %s", err)
+  T.ok(not exists(dir .. "/later.safetensors"), "nothing written after the failure")
+  T.raises(function() new_flow(1e30):fit(data, { steps = 10, batch = 32, progress = false }) end,
+           "; no checkpoint (flow:fit without checkpoint = path)")
+end)
+
+T.test("checkpoint helpers: run table, rng state, continued log", function()
+  local dir = tmp("helpers")
+  local f = new_flow()
+  f:fit(data, { steps = 3, batch = 32, progress = false })
+  local r = ff.rng(123)
+  for _ = 1, 5 do r:uniform() end
+  r:normal()                                            -- leaves a spare normal cached
+  local path = f:save(dir .. "/h.safetensors", { note = "hi", draws = ff.checkpoint.rng_state(r), x = 0.1 })
+  local g, run = new_flow():load(path)
+  T.eq(g:steps(), 3, "loaded"); T.eq(run.note, "hi", "run table"); T.eq(run.x, 0.1, "numbers exact")
+  T.eq(ff.checkpoint.meta(path).run.note, "hi", "meta.run")
+  local r2 = ff.checkpoint.set_rng_state(ff.rng(1), run.draws)
+  for i = 1, 10 do T.eq(r2:normal(), r:normal(), "normal draw " .. i) end
+  for i = 1, 10 do T.eq(r2:uniform(), r:uniform(), "uniform draw " .. i) end
+  T.raises(function() ff.checkpoint.set_rng_state(ff.rng(1), { s = { "xyz" } }) end, "set_rng_state")
+  T.eq(select(2, new_flow():load(f:save(dir .. "/plain.safetensors"))).note, nil, "no run table: {}")
+  local lg = dir .. "/l.jsonl"
+  local s = ff.log.open(lg)
+  for i = 1, 6 do s:write{ step = i * 10, loss = i } end
+  s:close()
+  s = ff.checkpoint.open_log(lg, 30)
+  s:write{ step = 40, loss = 40 }
+  s:close()
+  local steps = {}
+  for _, rec in ipairs(ff.log.read(lg)) do steps[#steps + 1] = rec.step .. ":" .. rec.loss end
+  T.eq(table.concat(steps, ","), "10:1,20:2,30:3,40:40", "records past the step dropped, then appended")
+  ff.checkpoint.open_log(lg, 0):close()
+  T.eq(#ff.log.read(lg), 0, "step 0 starts a new file")
+end)
