@@ -10,6 +10,7 @@
 -- the others (backward paths leaving the orthant) are counted in nll_nonfinite.
 --   fisherflow run experiments/smiley.lua            (defaults: 83 s on 2 quiet cores)
 --   fisherflow run experiments/smiley.lua --geometry simplex --source dirichlet --coupler independent
+--   fisherflow run experiments/smiley.lua --checkpoint_every 500 --resume   (rerun after a crash)
 local ff = require "fisherflow"
 
 local arg = ff.args {
@@ -29,6 +30,8 @@ local arg = ff.args {
   res      = { 64,               "model-density grid resolution in the picture" },
   seed     = { 1,                "one seed for data, init, training and sampling" },
   out      = { "out/smiley",     "output prefix (.png, .json, .jsonl, .safetensors)" },
+  checkpoint_every = { 0,        "also save <out>.safetensors every this many steps (0: only at the end)" },
+  resume   = { false,            "continue from <out>.safetensors if it exists (--steps stays the total)" },
 }
 ff.seed(arg.seed)
 local clock = ff.util.now
@@ -47,8 +50,9 @@ local flow = ff.flow {
   ema      = arg.ema,
   seed     = arg.seed,
 }
-local hist = flow:fit(data, { steps = arg.steps, batch = arg.batch, log = arg.out .. ".jsonl" })
-flow:save(arg.out .. ".safetensors")
+local hist = flow:fit(data, { steps = arg.steps, batch = arg.batch, log = arg.out .. ".jsonl",
+                              checkpoint = arg.out .. ".safetensors", checkpoint_every = arg.checkpoint_every,
+                              resume = arg.resume })                   -- saves the checkpoint at the end
 
 local t1 = clock()
 local x = flow:sample(arg.samples, { steps = 100 })                   -- Riemannian Euler, 100 steps
@@ -89,7 +93,7 @@ ff.viz.simplex(arg.out .. ".png", {
 }, { title = ("Fisher flow on the smiley: %s geometry, %s source, %s coupling, %d steps"):format(
   arg.geometry, arg.source, arg.coupler, arg.steps) })
 ff.results(arg.out .. ".json", {
-  args = arg, parameters = flow:numel(), loss_first = hist.loss[1], loss_last = hist:last("loss", 100),
+  args = arg, parameters = flow:numel(), loss_first = hist.loss_first or ff.json.null, loss_last = hist:last("loss", 100),
   kl = m.kl, tv = m.tv, outside_cells = m.outside_cells, missed_cells = m.missed_cells,
   floor_kl = floor.kl, floor_tv = floor.tv, cells = arg.bins * arg.bins, mass_err_tv = mass_err,
   nll = nll or ff.json.null, nll_nonfinite = nonfinite,

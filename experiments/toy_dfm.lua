@@ -6,6 +6,7 @@
 --   fisherflow run experiments/toy_dfm.lua --K 20 --steps 2000 --samples 51200
 --   fisherflow run experiments/toy_dfm.lua --K 20 --coupler independent     (no-OT ablation)
 --   fisherflow run experiments/toy_dfm.lua --K 20 --geometry linear         (linear-FM baseline)
+--   fisherflow run experiments/toy_dfm.lua --K 20 --checkpoint_every 500 --resume   (rerun after a crash)
 local ff = require "fisherflow"
 
 local arg = ff.args {
@@ -18,7 +19,9 @@ local arg = ff.args {
   lr       = { 1e-3,       "AdamW learning rate (weight decay 0, grad clip 1.0)" },
   samples  = { 512000,     "samples for the KL histogram, drawn in batches of 2,048" },
   seed     = { 1,          "seed of the true table, the model and every draw" },
-  out      = { "out/toy",  "output prefix (.json, .jsonl)" },
+  out      = { "out/toy",  "output prefix (.json, .jsonl; .safetensors with --checkpoint_every)" },
+  checkpoint_every = { 0,  "save <out>.safetensors every this many steps and at the end (0: never)" },
+  resume   = { false,      "continue from <out>.safetensors if it exists (--steps stays the total)" },
 }
 ff.seed(arg.seed)
 local k, K = 4, arg.K
@@ -37,15 +40,27 @@ local flow = ff.flow {
   seed     = arg.seed,
 }
 
-local log, bar, t0 = ff.log.open(arg.out .. ".jsonl"), ff.progress { total = arg.steps, label = "train" }, ff.util.now()
-local first, window, every = nil, 0, math.max(1, math.floor(arg.steps / 100))
-for step = 1, arg.steps do
+-- resume: the checkpoint holds the flow and this loop's state (data stream, loss window, first loss)
+local ckpt, run, start = arg.out .. ".safetensors", nil, 0
+if arg.resume then run, start = ff.checkpoint.resume(flow, ckpt) end
+run, start = run or {}, start or 0
+if start > arg.steps then error(("%s is at step %d, past --steps %d"):format(ckpt, start, arg.steps), 0) end
+if start > 0 and not run.draws then error(ckpt .. " has no toy_dfm data-stream state (not written by this script)", 0) end
+if run.draws then ff.checkpoint.set_rng_state(draws, run.draws) end
+local log, bar, t0 = ff.checkpoint.open_log(arg.out .. ".jsonl", start), ff.progress { total = arg.steps, label = "train" },
+                     ff.util.now() - (run.seconds or 0)
+local first, window, every = run.loss_first, run.window or 0, math.max(1, math.floor(arg.steps / 100))
+for step = start + 1, arg.steps do
   local s = flow:step(ff.data.sample_categorical(truth, arg.batch, { rng = draws }))
   first, window = first or s.loss, window + s.loss
   if step % every == 0 or step == arg.steps then
     local n = (step % every == 0) and every or step % every
     log:write { step = step, loss = window / n, grad_norm = s.grad_norm, elapsed = ff.util.now() - t0 }
     bar:update(step, { loss = window / n }); window = 0
+  end
+  if arg.checkpoint_every > 0 and (step % arg.checkpoint_every == 0 or step == arg.steps) then
+    flow:save(ckpt, { loss_first = first, window = window, draws = ff.checkpoint.rng_state(draws),
+                      seconds = ff.util.now() - t0 })
   end
 end
 bar:finish(); log:close()
