@@ -35,7 +35,30 @@ local function config_of(flow)
 end
 M.config_of = config_of
 
+-- The first setting where two configurations (config_of tables) differ, as "a.b: x vs y", or nil.
+local function config_diff(a, b, prefix)
+  local keys = {}
+  for k in pairs(type(a) == "table" and a or {}) do keys[k] = true end
+  for k in pairs(type(b) == "table" and b or {}) do keys[k] = true end
+  local names = {}
+  for k in pairs(keys) do if k ~= "run" or prefix then names[#names + 1] = k end end
+  table.sort(names, function(x, y) return tostring(x) < tostring(y) end)
+  for _, k in ipairs(names) do
+    local x, y = a and a[k], b and b[k]
+    local path = prefix and (prefix .. "." .. tostring(k)) or tostring(k)
+    if type(x) == "table" and type(y) == "table" and not (#x > 0 or #y > 0) then
+      local d = config_diff(x, y, path)
+      if d then return d end
+    elseif json.encode(x == nil and json.null or x) ~= json.encode(y == nil and json.null or y) then
+      return ("%s: %s vs %s"):format(path, json.encode(x == nil and json.null or x), json.encode(y == nil and json.null or y))
+    end
+  end
+  return nil
+end
+
 -- ff.checkpoint.resume(flow, path) -> run, step if path exists (flow:load'ed), nil otherwise.
+-- A checkpoint saved by a flow of other settings (seed, optimiser, plugins and their options...) is
+-- refused: resuming it would silently continue another run.
 function M.resume(flow, path)
   if type(path) ~= "string" or path == "" then
     raise("ff.checkpoint.resume: path must be a non-empty string, got " .. tostring(path))
@@ -43,6 +66,17 @@ function M.resume(flow, path)
   local f = io.open(path, "rb")
   if not f then return nil end
   f:close()
+  local cj = ffi.new("char *[1]")
+  check(C.ff_checkpoint_read_meta(path, cj, nil, nil))
+  if cj[0] ~= nil then
+    local text = ffi.string(cj[0])
+    C.ff_checkpoint_free_string(cj[0])
+    local ok, saved = pcall(json.decode, text)
+    local d = ok and type(saved) == "table" and config_diff(saved, json.decode(json.encode(config_of(flow))))
+    if d then
+      raise(("ff.checkpoint.resume: %s was saved by a flow with other settings (%s, saved vs this flow); resume with the same settings, or flow:load it to continue deliberately"):format(path, d))
+    end
+  end
   local _, run = flow:load(path)
   return run, flow:steps()
 end

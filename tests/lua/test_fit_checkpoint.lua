@@ -181,3 +181,16 @@ T.test("checkpoint helpers: run table, rng state, continued log", function()
   ff.checkpoint.open_log(lg, 0):close()
   T.eq(#ff.log.read(lg), 0, "step 0 starts a new file")
 end)
+
+T.test("fit resume: a checkpoint of other settings is refused, not continued", function()
+  local dir = tmp("other")
+  local ck = dir .. "/o.safetensors"
+  new_flow():fit(data, { steps = 3, batch = 32, progress = false, checkpoint = ck })
+  local f = new_flow(1e-3)                              -- same shapes, another learning rate
+  T.raises(function() f:fit(data, { steps = 6, batch = 32, progress = false, checkpoint = ck, resume = true }) end,
+           "was saved by a flow with other settings (optim.lr: ")
+  T.eq(f:steps(), 0, "untouched")
+  local g = new_flow()
+  g:fit(data, { steps = 6, batch = 32, progress = false, checkpoint = ck, resume = true })
+  T.eq(g:steps(), 6, "same settings resume")
+end)
