@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Bit-exact resume after SIGKILL, through the runner and the Lua API:
 #  1. an uninterrupted run of STEPS training steps writes every step's loss (%.17g) to a JSONL file;
-#  2. the same run with a checkpoint every EVERY steps is killed with SIGKILL mid-run (after its
-#     first checkpoint), then restarted with --resume: it loads the checkpoint (flow:load) and goes on;
+#  2. the same run through flow:fit{ checkpoint =, checkpoint_every = EVERY, resume = true } is
+#     killed with SIGKILL mid-run (after its first checkpoint), then the same command is run again:
+#     fit loads the checkpoint and trains the remaining steps up to the total;
 #  3. every loss the resumed run logs must equal the uninterrupted run's loss at that step, bit for
 #     bit, and so must the losses logged before the kill; the final parameters must match too.
 # Minibatch rows come from the flow's training stream (flow:fit draws them from ff_flow_rng), which
@@ -20,13 +21,13 @@ STEPS=${STEPS:-1500}
 EVERY=${EVERY:-100}
 
 cat >"$WORK/train.lua" <<'LUA'
--- A small toy-task training whose every step is logged; checkpoints every --every steps.
+-- A small toy-task training through flow:fit whose every step's loss is logged by the callback;
+-- with --ckpt, fit saves a checkpoint every --every steps and at the end, and resumes from it.
 local ff = require "fisherflow"
 local arg = ff.args {
-  steps  = { 300, "training steps" },
-  every  = { 0, "checkpoint every this many steps (0: never)" },
-  ckpt   = { "", "checkpoint path" },
-  resume = { false, "continue from --ckpt if it exists" },
+  steps  = { 300, "training steps (the run's total)" },
+  every  = { 0, "checkpoint every this many steps (0: only at the end)" },
+  ckpt   = { "", "checkpoint path (none: no checkpoints, no resume)" },
   log    = { "", "JSONL of per-step losses" },
   final  = { "", "where to save the final parameters" },
 }
@@ -41,20 +42,18 @@ local flow = ff.flow {
   ema     = 0.99,
   seed    = 11,
 }
-local mode = "w"
-if arg.resume then
-  local f = io.open(arg.ckpt, "rb")
-  if f then f:close(); flow:load(arg.ckpt); mode = "a" end
-end
-local log = assert(io.open(arg.log, mode))
-while flow:steps() < arg.steps do
-  flow:fit(data, { steps = 1, batch = 128, progress = false,
-                   callback = function(_, s)
-                     log:write(string.format('{"step": %d, "loss": "%.17g"}\n', s.step, s.loss))
-                     log:flush()
-                   end })
-  if arg.every > 0 and flow:steps() % arg.every == 0 then flow:save(arg.ckpt) end
-end
+-- the per-step log continues (appends) when there is a checkpoint to resume from
+local resuming = arg.ckpt ~= "" and io.open(arg.ckpt, "rb") ~= nil
+local log = assert(io.open(arg.log, resuming and "a" or "w"))
+local opts = { steps = arg.steps, batch = 128, progress = false,
+               callback = function(_, s)
+                 log:write(string.format('{"step": %d, "loss": "%.17g"}\n', s.step, s.loss))
+                 log:flush()
+               end }
+if arg.ckpt ~= "" then opts.checkpoint, opts.checkpoint_every, opts.resume = arg.ckpt, arg.every, true end
+local hist = flow:fit(data, opts)
+assert(flow:steps() == arg.steps, "fit stopped at " .. flow:steps())
+io.stderr:write(("fit ran steps %d..%d\n"):format(hist.start + 1, flow:steps()))
 log:close()
 if arg.final ~= "" then flow:save(arg.final) end
 LUA
@@ -84,7 +83,7 @@ LUA
 echo "killed after $killed_at logged steps; last checkpoint at step $ck_step"
 [ "$ck_step" -lt "$killed_at" ] || { echo "resume_sigkill: no steps were lost to the kill; the test proves nothing"; exit 1; }
 
-run --every "$EVERY" --ckpt "$WORK/ck.safetensors" --resume true --log "$WORK/run.jsonl" \
+run --every "$EVERY" --ckpt "$WORK/ck.safetensors" --log "$WORK/run.jsonl" \
     --final "$WORK/run_final.safetensors"
 
 # Compare: for every logged step (the killed segment, then the resumed one, which repeats the steps
@@ -114,3 +113,45 @@ PY
 cmp "$WORK/ref_final.safetensors" "$WORK/run_final.safetensors" >/dev/null \
   || { echo "resume_sigkill: final checkpoints differ"; exit 1; }
 echo "resume_sigkill: resumed run identical to the uninterrupted one (losses and final checkpoint bytes)"
+
+# 4. The same for experiments/toy_dfm.lua, which runs its own loop over flow:step and draws data from
+# its own stream (saved in the checkpoint's run table): kill it after a checkpoint, rerun the same
+# command, and compare its log (every loss and grad-norm record) and results with an uninterrupted run.
+TOY_STEPS=${TOY_STEPS:-400}
+TOY=(--K 5 --steps "$TOY_STEPS" --batch 32 --samples 256)
+toy_every=$((TOY_STEPS / 100 > 1 ? TOY_STEPS / 100 : 1))   # toy_dfm logs a record every toy_every steps
+t0=$SECONDS
+"$FF" run "$SRC/experiments/toy_dfm.lua" "${TOY[@]}" --out "$WORK/toy_ref" >/dev/null 2>&1
+echo "toy_dfm uninterrupted: ${TOY[*]} in $((SECONDS - t0)) s"
+toy() { "$FF" run "$SRC/experiments/toy_dfm.lua" "${TOY[@]}" --out "$WORK/toy" --checkpoint_every 100 --resume; }
+toy >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 6000); do   # wait for the checkpoint at step 100 and a log record at step >= 150
+  [ -f "$WORK/toy.safetensors" ] && [ "$(wc -l <"$WORK/toy.jsonl")" -ge $(((150 + toy_every - 1) / toy_every)) ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.01
+done
+kill -9 $pid 2>/dev/null || { echo "resume_sigkill: toy_dfm ended before it could be killed; raise TOY_STEPS"; exit 1; }
+wait $pid 2>/dev/null || true
+toy_logged=$(tail -n 1 "$WORK/toy.jsonl" | python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["step"])')
+toy_ck=$("$FF" run /dev/stdin <<LUA
+local ff = require "fisherflow"
+print(ff.checkpoint.meta("$WORK/toy.safetensors").step)
+LUA
+)
+echo "toy_dfm killed after logging step $toy_logged; last checkpoint at step $toy_ck"
+[ "$toy_ck" -lt "$toy_logged" ] || { echo "resume_sigkill: toy_dfm lost no steps to the kill; the test proves nothing"; exit 1; }
+toy >/dev/null 2>&1
+python3 - "$WORK/toy_ref" "$WORK/toy" <<'PY' || exit 1
+import json, sys
+def log(p): return [{k: v for k, v in json.loads(l).items() if k != "elapsed"} for l in open(p + ".jsonl")]
+a, b = log(sys.argv[1]), log(sys.argv[2])
+bad = sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b))
+timing = ("train_seconds", "eval_seconds")
+ja, jb = json.load(open(sys.argv[1] + ".json")), json.load(open(sys.argv[2] + ".json"))
+diff = [k for k in sorted(set(ja) | set(jb)) if k not in timing and ja.get(k) != jb.get(k)]
+print("toy_dfm: compared %d log records (loss, grad_norm): %d differ; results differ in: %s"
+      % (len(a), bad, ", ".join(diff) or "nothing (timings aside)"))
+sys.exit(1 if bad or diff else 0)
+PY
+echo "resume_sigkill: toy_dfm resumed after SIGKILL identical to the uninterrupted run ($((SECONDS - t0)) s)"
