@@ -252,7 +252,8 @@ local fit_options = {
 --     end). Saves are atomic; fit's log window and first loss ride along (flow:save's run table).
 --   resume = true (needs checkpoint): if path exists, flow:load(path) first. `steps` is then the
 --     TOTAL step count of the run: the call runs steps - flow:steps() more (none if the run is
---     complete; an error if the checkpoint is past `steps`), whether or not the file existed. The
+--     complete; an error if the checkpoint is past `steps`), whether or not the file existed; a file
+--     saved by a flow of other settings is refused (ff.checkpoint.resume). The
 --     log (a path) then continues the file: records past the checkpoint's step, written by the run
 --     that died, are dropped and the rest appended to. Log windows count the flow's steps, so a
 --     resumed run logs the same records as an uninterrupted one, bit for bit except timings.
