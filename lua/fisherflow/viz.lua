@@ -171,6 +171,92 @@ function M.install(ff)
     return path
   end
 
+  -- ff.viz.simplex_density(path, { target =, data =, samples =, model =, res = 96, steps = 25,
+  --   vmin =, vmax =, title = }, opts) -> path, panels (each { title =, density = [res, res],
+  --   vmin =, vmax = }, as drawn). One PNG, one panel per item given, in the order
+  -- target | data | samples | model:
+  --   target  a [res, res] density on viz's grid (ff.data.smiley_density{}), or function(a, b, c)
+  --           returning the density at the simplex point (a, b, c);
+  --   data, samples  points [n, 1, 3] (or [n, 3]), drawn as densities of their res x res histogram;
+  --   model   a flow on S^2_+ (k = 1): its own density through flow:log_prob (`steps` RK4 steps).
+  -- All panels share one linear colour scale (vmin = 0, vmax = the 99.5th percentile of the first
+  -- panel's values, so one hot cell does not wash out the rest) unless vmin/vmax are given.
+  -- Densities are w.r.t. Lebesgue measure on (p_A, p_B): the uniform density is 2.
+  function viz.simplex_density(path, t, opts)
+    local fn = "ff.viz.simplex_density"
+    if type(path) ~= "string" then raise(fn .. ": path must be a string, got " .. type(path)) end
+    if type(t) ~= "table" then raise(fn .. ": expects a table { target =, data =, samples =, model = }") end
+    for key in pairs(t) do
+      if not ({ target = 1, data = 1, samples = 1, model = 1, res = 1, steps = 1, vmin = 1, vmax = 1,
+                title = 1 })[key] then
+        raise(("%s: unknown field '%s' (expected target, data, samples, model, res, steps, vmin, vmax, title)")
+              :format(fn, tostring(key)))
+      end
+    end
+    local res = t.res or 96
+    if type(res) ~= "number" or res < 1 or res ~= math.floor(res) then
+      raise(fn .. ": res must be a positive integer, got " .. tostring(res))
+    end
+    local function hist_density(points, what)
+      if not tensor.is_tensor(points) then raise(("%s: %s must be a tensor of points, got %s"):format(fn, what, type(points))) end
+      local n = points:size(1)
+      local pts = points:is_contiguous() and points or points:copy()
+      if pts.ndim == 2 then pts = pts:reshape(n, 1, pts:size(2)) end
+      local h, off = tensor.zeros(res * res), ffi.new("int64_t[1]")
+      if C.ff_simplex_hist(pts, res, h, off) ~= 0 then
+        raise(("%s: %s: %s"):format(fn, what, ffi.string(C.ff_last_error())))
+      end
+      for i = 0, res * res - 1 do h.data[i] = h.data[i] * 2 * res * res end   -- mass -> density
+      return viz.grid_from_cells(h, res)
+    end
+    local panels = {}
+    if t.target ~= nil then
+      local grid = t.target
+      if type(grid) == "function" then
+        local pts = viz.grid_points(res)
+        grid = tensor.zeros(res, res)
+        for i = 0, res * res - 1 do
+          local v = t.target(pts.data[3 * i], pts.data[3 * i + 1], pts.data[3 * i + 2])
+          if type(v) ~= "number" then raise(("%s: target returned %s, expected a number"):format(fn, type(v))) end
+          grid.data[i] = v
+        end
+      elseif not tensor.is_tensor(grid) then
+        raise(fn .. ": target must be a [res, res] density tensor or a function(a, b, c), got " .. type(grid))
+      end
+      panels[#panels + 1] = { title = "target density", density = grid }
+    end
+    if t.data ~= nil then
+      local g = hist_density(t.data, "data")
+      panels[#panels + 1] = { title = ("data (%d points)"):format(t.data:size(1)), density = g }
+    end
+    if t.samples ~= nil then
+      local g = hist_density(t.samples, "samples")
+      panels[#panels + 1] = { title = ("samples (%d)"):format(t.samples:size(1)), density = g }
+    end
+    if t.model ~= nil then
+      if type(t.model) ~= "table" or type(t.model.density) ~= "function" then
+        raise(fn .. ": model must be a flow (ff.flow{...}), got " .. type(t.model))
+      end
+      panels[#panels + 1] = { title = "model density (log_prob)", density = t.model:density { res = res, steps = t.steps } }
+    end
+    if #panels == 0 then raise(fn .. ": nothing to draw (give target, data, samples or model)") end
+    local vmin, vmax = t.vmin or 0, t.vmax
+    if not vmax then
+      local first, vals = panels[1].density, {}
+      for i = 0, first:numel() - 1 do
+        local v = first.data[i]
+        if v == v and v < math.huge then vals[#vals + 1] = v end
+      end
+      table.sort(vals)
+      vmax = vals[math.max(1, math.ceil(#vals * 0.995))] or 0
+      if not (vmax > vmin) then vmax = 0 end   -- a flat or empty first panel: let viz scale each panel
+    end
+    for _, pnl in ipairs(panels) do pnl.vmin, pnl.vmax = vmin, vmax end
+    opts = opts or {}
+    if t.title and opts.title == nil then opts.title = t.title end
+    return viz.simplex(path, panels, opts), panels
+  end
+
   -- flow:density{ resolution = 128, steps =, estimator =, probes = } -> [res, res] model density
   -- on viz's grid (exp of flow:log_prob at every cell centre); only for k = 1, d = 2.
   local Flow = require("fisherflow.flow").Flow
