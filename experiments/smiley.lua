@@ -7,7 +7,9 @@
 -- miss stay finite); the same numbers for 50,000 draws of the target itself are the floor a perfect
 -- model reaches. nll = mean -log density of held-out target points (w.r.t. Lebesgue measure on
 -- (p_A, p_B), via flow:log_prob; sphere geometry only) over the points with a finite log-density;
--- the others (backward paths leaving the orthant) are counted in nll_nonfinite.
+-- the others (backward paths leaving the orthant: points outside the model's support, where its
+-- density is exactly 0; likelihood.h explains why the sampler's fold does not put mass there) are
+-- counted in nll_nonfinite.
 --   fisherflow run experiments/smiley.lua            (defaults: 83 s on 2 quiet cores)
 --   fisherflow run experiments/smiley.lua --geometry simplex --source dirichlet --coupler independent
 --   fisherflow run experiments/smiley.lua --checkpoint_every 500 --resume   (rerun after a crash)

@@ -1,7 +1,9 @@
 /* test_likelihood.c — CNF log-density changes against closed forms: zero field, a rotation (divergence
  * free), the conformal field f(x) = P_x(a) whose flow moves along great circles towards a/|a|
  * (div f = -d <a, x>, delta = d log(sin phi0 / sin phi1)), exact vs Hutchinson, and the model density
- * of that flow integrated over the 2-simplex on a triangle grid. */
+ * of that flow integrated over the 2-simplex on a triangle grid (support decided by the closed form),
+ * and a plane rotation whose backward paths leave S^2_+ (log p = -inf there), checked against the
+ * sampler on the same field. */
 #include <fisherflow/fisherflow.h>
 #include <stdlib.h>
 #include "ff_test.h"
@@ -220,21 +222,141 @@ FF_TEST(density_integrates_to_one) {
     FF_EXPECT(ff_sphere_to_simplex_logdet(x1, ld) == FF_OK, "%s", ff_last_error());
     double la = ff_sphere_orthant_log_area(2), mass = 0, maxerr = 0;
     FF_EXPECT_NEAR(la, log(4 * 3.14159265358979323846 / 8), 1e-12);   /* |S^2| / 8 = pi/2 */
-    int64_t inside = 0;
+    int64_t inside = 0, disagree = 0;
     for (int64_t s = 0; s < n; s++) {
         const float *z = x0->data + 3 * s;
-        if (z[0] < 0 || z[1] < 0 || z[2] < 0) continue;   /* preimage outside the source's support */
+        double x0r[3], want = conformal_exact(x1->data + 3 * s, 3, c.alpha, x0r);
+        /* The support is decided by the closed-form preimage; x0_out must agree (away from the image of
+         * the orthant's boundary). The forward field P_x(a) points into S^2_+ on every face, so the
+         * sampler never folds: outside the image of the orthant the density is exactly 0. */
+        double zmin = fmin(x0r[0], fmin(x0r[1], x0r[2]));
+        int out_code = z[0] < 0 || z[1] < 0 || z[2] < 0;
+        if (fabs(zmin) > 1e-4 && out_code != (zmin < 0)) disagree++;
+        if (zmin < 0) continue;   /* preimage outside the source's support: log-density -inf */
         inside++;
         double dens = exp(-la + dl->data[s] + ld->data[s]);
         mass += dens / (2.0 * R * R);
-        double x0r[3], want = conformal_exact(x1->data + 3 * s, 3, c.alpha, x0r);
         maxerr = fmax(maxerr, fabs(dl->data[s] - want));
     }
     printf("  2-simplex, %d x %d grid (%lld triangles, %lld in the support): integral of the model density %.5f, "
-           "max |delta - exact| %.2e\n", R, R, (long long)n, (long long)inside, mass, maxerr);
+           "max |delta - exact| %.2e, support disagreements %lld\n", R, R, (long long)n, (long long)inside, mass,
+           maxerr, (long long)disagree);
+    FF_EXPECT(disagree == 0, "%lld points: x0_out and the closed-form preimage disagree on the orthant",
+              (long long)disagree);
+    FF_EXPECT(inside < n, "the test needs backward paths that leave the orthant");
     FF_EXPECT(fabs(mass - 1) < 5e-3, "density integrates to %.5f", mass);
     FF_EXPECT(maxerr < 1e-4, "delta err %.3g", maxerr);
     ff_tensor_free(p); ff_tensor_free(x1); ff_tensor_free(x0); ff_tensor_free(dl); ff_tensor_free(ld);
+    ff_tape_free(tp);
+}
+
+typedef struct { double omega; } rot_ctx;
+
+/* f(x) = omega (-x_1, x_0, 0): a rotation in the (x_0, x_1) plane at constant angular speed, divergence
+ * free. x = (r cos phi, r sin phi, x_2): phi grows by omega t. As a tape field (y @ W) and as a sampler
+ * field (float in, float out). */
+static ff_tensor_t *plane_rotation(void *ctx, ff_tape_t *tp, ff_tensor_t *y, ff_tensor_t *t) {
+    (void)t;
+    const rot_ctx *c = ctx;
+    ff_tensor_t *W = ff_tape_alloc(tp, 2, (int64_t[]){ 3, 3 });
+    if (!W) return NULL;
+    memset(W->data, 0, sizeof(float) * 9);
+    W->data[1 * 3 + 0] = (float)-c->omega;   /* f_0 = -omega y_1 */
+    W->data[0 * 3 + 1] = (float)c->omega;    /* f_1 =  omega y_0 */
+    return ff_matmul(tp, y, W);
+}
+
+static ff_status plane_rotation_v(void *ctx, const ff_tensor_t *y, double t, ff_tensor_t *v) {
+    (void)t;
+    const rot_ctx *c = ctx;
+    for (int64_t r = 0; r < ff_tensor_numel(y) / 3; r++) {
+        const float *x = y->data + 3 * r;
+        float *o = v->data + 3 * r;
+        o[0] = (float)(-c->omega * x[1]);
+        o[1] = (float)(c->omega * x[0]);
+        o[2] = 0.0f;
+    }
+    return FF_OK;
+}
+
+/* A backward trajectory that crosses the orthant boundary, against the sampler. Backwards from x1 the
+ * rotation lowers phi by omega, so x0 has x0_1 = r sin(phi1 - omega) < 0 iff phi1 < omega: the exact
+ * model density there is 0 (log -inf), elsewhere it is the source's, -log(pi/2) on S^2_+ (delta = 0).
+ * The sampler (Riemannian Euler, fold after every step) agrees: forward, the wedge phi < omega empties
+ * (phi only grows, and the field points INTO S^2_+ on the face x_1 = 0, so no fold happens there); the
+ * fold acts on the opposite face x_0 = 0, where the forward field points out, and parks the mass that
+ * reaches it in a layer of width O(h) (a singular part: it has no density in the h -> 0 limit).
+ * A fold in the backward integration would instead send every phi1 < omega to the face x_1 = 0 with a
+ * finite density, giving the empty wedge the source's density: total mass 1 + omega / (pi/2). */
+FF_TEST(rotation_leaves_orthant) {
+    const double omega = 0.6, pi = 3.14159265358979323846, la = ff_sphere_orthant_log_area(2);
+    rot_ctx c = { omega };
+    ff_rng_t r;
+    ff_rng_seed(&r, 5);
+    const int64_t n = 4000;
+    ff_tensor_t *x1 = NULL, *x0 = NULL, *dl = NULL;
+    ff_tensor_new3(&x1, n, 1, 3);
+    ff_tensor_new3(&x0, n, 1, 3);
+    ff_tensor_new1(&dl, n);
+    for (int64_t i = 0; i < n; i++) {   /* uniform on S^2_+: |z| / ||z|| */
+        double z[3], q = 0;
+        for (int j = 0; j < 3; j++) { z[j] = fabs(ff_rng_normal(&r)); q += z[j] * z[j]; }
+        for (int j = 0; j < 3; j++) x1->data[3 * i + j] = (float)(z[j] / sqrt(q));
+    }
+    ff_tape_t *tp = new_tape();
+    const char *est[] = { "exact", "hutchinson" };
+    for (int e = 0; e < 2; e++) {
+        ff_likelihood_opts o = { 20, est[e], 1 };
+        FF_EXPECT(ff_likelihood_delta(plane_rotation, &c, tp, x1, &o, &r, dl, x0) == FF_OK, "%s", ff_last_error());
+        int64_t outside = 0, wrong = 0;
+        double md = 0, mx = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *x = x1->data + 3 * i, *z = x0->data + 3 * i;
+            double rr = hypot(x[0], x[1]), phi = atan2(x[1], x[0]);
+            double want[3] = { rr * cos(phi - omega), rr * sin(phi - omega), x[2] };
+            for (int j = 0; j < 3; j++) mx = fmax(mx, fabs(z[j] - want[j]));
+            md = fmax(md, fabs(dl->data[i]));
+            int out_code = z[0] < 0 || z[1] < 0 || z[2] < 0;
+            if (fabs(phi - omega) > 1e-4 && out_code != (phi < omega)) wrong++;
+            outside += out_code;
+            /* the log-density the flow reports: -inf outside, -log(pi/2) + delta inside */
+            double lp = out_code ? -INFINITY : -la + dl->data[i];
+            if (!out_code) FF_EXPECT_NEAR(lp, -log(pi / 2), 1e-5);
+        }
+        printf("  plane rotation (%s): %lld of %lld backward paths leave S^2_+ (expected fraction %.4f, got %.4f), "
+               "max |delta| %.1e, max |x0 - exact| %.1e\n", est[e], (long long)outside, (long long)n,
+               omega / (pi / 2), (double)outside / n, md, mx);
+        FF_EXPECT(wrong == 0, "%lld points left the orthant on the wrong side of phi = omega", (long long)wrong);
+        FF_EXPECT(md < 1e-5, "delta %.3g", md);
+        FF_EXPECT(mx < 2e-6, "x0 error %.3g", mx);
+        double fr = (double)outside / n, se = sqrt(fr * (1 - fr) / n);
+        FF_EXPECT(fabs(fr - omega / (pi / 2)) < 4 * se + 1e-9, "outside fraction %.4f", fr);
+    }
+    /* The sampler on the same field: uniform source, 200 Riemannian-Euler steps (fold after each). */
+    const ff_geometry *g = ff_geometry_find("sphere");
+    FF_EXPECT(g != NULL, "%s", ff_last_error());
+    ff_ode_opts oo = ff_ode_default_opts();
+    oo.steps = 200;
+    ff_ode_stats st = { 0, 0, 0 };
+    ff_tensor_t *y = NULL;
+    ff_tensor_new3(&y, n, 1, 3);
+    memcpy(y->data, x1->data, sizeof(float) * (size_t)(3 * n));   /* x1 was drawn from the source */
+    FF_EXPECT(ff_ode_integrate(g, plane_rotation_v, &c, y, 0.0, 1.0, &oo, &st) == FF_OK, "%s", ff_last_error());
+    const double margin = 0.02;   /* >> h omega = 0.003 */
+    int64_t wedge = 0, interior = 0, face = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double phi = atan2(y->data[3 * i + 1], y->data[3 * i]);
+        if (phi < omega - margin) wedge++;
+        else if (phi > omega + margin && phi < pi / 2 - margin) interior++;
+        else if (phi >= pi / 2 - margin) face++;
+    }
+    double pin = (pi / 2 - omega - 2 * margin) / (pi / 2), fr = (double)interior / n, se = sqrt(pin * (1 - pin) / n);
+    printf("  sampler, same field: %lld of %lld samples in the wedge phi < omega (log p = -inf there), interior "
+           "fraction %.4f (model density predicts %.4f), %lld parked at the face x_0 = 0\n", (long long)wedge,
+           (long long)n, fr, pin, (long long)face);
+    FF_EXPECT(wedge == 0, "%lld samples where the likelihood says the density is 0", (long long)wedge);
+    FF_EXPECT(fabs(fr - pin) < 4 * se, "interior fraction %.4f vs %.4f", fr, pin);
+    ff_tensor_free(x1); ff_tensor_free(x0); ff_tensor_free(dl); ff_tensor_free(y);
     ff_tape_free(tp);
 }
 

@@ -5,8 +5,18 @@
  * projection per position). ff_likelihood_delta integrates the state and the divergence BACKWARDS
  * from data x1 at t = 1 to t = 0 with classical RK4 (`steps` equal steps; the field is evaluated
  * at the raw RK4 stage points, the projections use the normalised points) and renormalises each
- * position after every step WITHOUT the orthant fold: a point whose backward trajectory leaves the
- * orthant has zero density under an orthant source, and x0_out lets the caller see that.
+ * position after every step. There is deliberately NO orthant fold (x <- |x|) here, although the
+ * sampler folds after every step: a point x1 whose backward trajectory leaves S^d_+ lies outside
+ * the image of the source's support, so under an orthant source its density is exactly 0 (log -inf),
+ * and x0_out (outside the orthant) lets the caller see that. Why the sampler does not contradict it:
+ * a backward path leaves through a face x_i = 0 where the FORWARD field points into the orthant
+ * (f_i > 0), and the sampler never folds there; it folds only where the forward field points out,
+ * which parks the mass reaching that face in a layer of width O(h) (a singular part with no density
+ * as h -> 0). A fold in the backward pass is a local isometry (no log-det term) but not a global
+ * inverse: where the backward field points out it maps a whole layer onto a thinner one, so
+ * p0(x0) exp(-int div) would count source mass several times (tests/c/test_likelihood.c: the
+ * plane rotation; measured: the 2-simplex integral of such a "density" is 4.6 for the conformal
+ * test field and 5.4 for a smiley model whose unfolded density integrates to 1.000).
  *
  * Divergence estimators: "exact" = one vector-Jacobian product per ambient coordinate (k (d+1) of
  * them, each seeded with the same one-hot for every sample, all n at once); "hutchinson" =
