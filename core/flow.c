@@ -361,7 +361,7 @@ ff_status ff_flow_step(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x
                          stepno);
     float lr = ff_lr_at(&f->cfg.lr, f->steps);
     if ((s = ff_optim_step(f->optim, lr)) != FF_OK) return ff_error_wrap(s, "%s: step %lld", fn, stepno);
-    if (f->ema) ff_ema_update(f->ema);
+    if (f->ema) ff_ema_update_at(f->ema, f->steps);
     f->steps++;
     if (stats) {
         stats->loss = lv;

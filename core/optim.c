@@ -196,12 +196,19 @@ ff_status ff_ema_new(ff_ema_t **out, ff_params_t *p, float decay) {
 
 void ff_ema_free(ff_ema_t *e) { if (e) { free(e->w); free(e); } }
 
-void ff_ema_update(ff_ema_t *e) {
-    if (!e) return;
+static void ema_blend(ff_ema_t *e, float decay) {
     const float *restrict p = ff_params_data(e->params);
     float *restrict w = e->w;
-    const float a = 1.0f - e->decay;
+    const float a = 1.0f - decay;
     for (int64_t i = 0; i < e->numel; i++) w[i] += a * (p[i] - w[i]);     /* decay*w + (1-decay)*p */
+}
+
+void ff_ema_update(ff_ema_t *e) { if (e) ema_blend(e, e->decay); }
+
+void ff_ema_update_at(ff_ema_t *e, int64_t step) {
+    if (!e) return;
+    double warm = step < 0 ? 0.1 : (1.0 + (double)step) / (10.0 + (double)step);
+    ema_blend(e, warm < e->decay ? (float)warm : e->decay);
 }
 
 void ff_ema_swap(ff_ema_t *e) {

@@ -157,6 +157,34 @@ FF_TEST(ema_update_and_swap) {
     ff_params_free(P);
 }
 
+/* The warm-up: with the parameter moving every step, the EMA follows the recursion
+ * w <- d_t w + (1 - d_t) p_t, d_t = min(decay, (1 + t) / (10 + t)), recomputed here in double. */
+FF_TEST(ema_warmup_matches_recursion) {
+    const float p0[1] = { 0.0f };
+    ff_tensor_t *t;
+    ff_params_t *P = one_param(1, p0, &t);
+    ff_ema_t *e;
+    FF_EXPECT(ff_ema_new(&e, P, 0.999f) == FF_OK, "%s", ff_last_error());
+    double w = 0;
+    for (int64_t step = 0; step < 20000; step++) {
+        double p = 1.0 + 0.5 * sin(0.01 * (double)step);
+        t->data[0] = (float)p;
+        double d = (1.0 + (double)step) / (10.0 + (double)step);
+        if (d > (double)0.999f) d = (double)0.999f;
+        w = d * w + (1 - d) * (double)t->data[0];
+        ff_ema_update_at(e, step);
+        if (step == 0) FF_EXPECT_NEAR(ff_ema_data(e)[0], 0.9 * 1.0, 1e-6);   /* d_0 = 0.1 */
+        if (step % 1000 == 999) FF_EXPECT_NEAR(ff_ema_data(e)[0], w, 2e-5);
+    }
+    /* past step 8,991 the nominal decay holds: one more update is ff_ema_update's */
+    float before = ff_ema_data(e)[0];
+    t->data[0] = 3.0f;
+    ff_ema_update_at(e, 20000);
+    FF_EXPECT_NEAR(ff_ema_data(e)[0], before + (1.0f - 0.999f) * (3.0f - before), 1e-6);
+    ff_ema_free(e);
+    ff_params_free(P);
+}
+
 FF_TEST(lr_schedules_closed_form) {
     ff_lr_schedule c = { FF_LR_CONSTANT, 0.1f, 0.0f, 0, 100 };
     FF_EXPECT_NEAR(ff_lr_at(&c, 0), 0.1, 1e-7);

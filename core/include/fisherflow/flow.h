@@ -38,7 +38,8 @@ typedef struct ff_flow_config {
     ff_optim_config optim;            /* kind 0 = AdamW defaults with weight_decay 0           */
     ff_lr_schedule  lr;               /* kind CONSTANT with base 0 = optim.lr throughout       */
     float           grad_clip;        /* max global grad norm; <= 0: no clipping               */
-    float           ema_decay;        /* 0: no EMA; otherwise sampling uses the EMA weights    */
+    float           ema_decay;        /* 0: no EMA; otherwise sampling uses the EMA weights,
+                                         with optim.h's warm-up (ff_ema_update_at)            */
     float           label_smoothing;  /* epsilon of MATH.md; 0 = none                          */
     uint64_t        seed;             /* init, t, x0, coupling, sampling: one seed, one run    */
 } ff_flow_config;

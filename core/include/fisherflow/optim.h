@@ -51,6 +51,10 @@ typedef struct ff_ema ff_ema_t;
 ff_status ff_ema_new   (ff_ema_t **out, ff_params_t *p, float decay);  /* starts as a copy; after the last add */
 void      ff_ema_free  (ff_ema_t *e);
 void      ff_ema_update(ff_ema_t *e);
+/* The update after `step` earlier ones, with decay min(decay, (1 + step) / (10 + step)): a fixed
+ * 0.999 would still hold 22 % of the initial weights after 1,500 steps; the warm-up forgets them
+ * early and reaches 0.999 at step 8,991. A pure function of step, so resumed runs stay bit-exact. */
+void      ff_ema_update_at(ff_ema_t *e, int64_t step);
 void      ff_ema_swap  (ff_ema_t *e);    /* exchange live and averaged weights (evaluate, swap back) */
 float    *ff_ema_data  (ff_ema_t *e);    /* numel floats, for checkpoints */
 
