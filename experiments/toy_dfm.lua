@@ -6,6 +6,12 @@
 --   fisherflow run experiments/toy_dfm.lua --K 20 --steps 2000 --samples 51200
 --   fisherflow run experiments/toy_dfm.lua --K 20 --coupler independent     (no-OT ablation)
 --   fisherflow run experiments/toy_dfm.lua --K 20 --geometry linear         (linear-FM baseline)
+--   fisherflow run experiments/toy_dfm.lua --K 40 --steps 4000 --ema 0.999   (sample with EMA weights)
+-- --ema D samples with an exponential moving average of the weights (decay D; 0 = the live weights,
+-- the default); --schedule cosine decays the lr to lr/100 at --steps (default constant). The defaults
+-- keep the setting of the first toy rows in docs/RESULTS.md. The .json also holds
+-- endpoint diagnostics: the mean and quantile fractions of max_c p_c of the sampled simplex points
+-- (1 = at a vertex) and the entropy of the model histogram against the truth's (docs/RESULTS.md).
 --   fisherflow run experiments/toy_dfm.lua --K 20 --checkpoint_every 500 --resume   (rerun after a crash)
 local ff = require "fisherflow"
 
@@ -17,6 +23,8 @@ local arg = ff.args {
   steps    = { 2000,       "training steps (the paper: 500 epochs x 196 = 98,000)" },
   batch    = { 512,        "minibatch size" },
   lr       = { 1e-3,       "AdamW learning rate (weight decay 0, grad clip 1.0)" },
+  ema      = { 0, "EMA decay of the weights used for sampling (0: live weights)", type = "number" },
+  schedule = { "constant",  "lr schedule: constant | cosine (to lr/100 at --steps)" },
   samples  = { 512000,     "samples for the KL histogram, drawn in batches of 2,048" },
   seed     = { 1,          "seed of the true table, the model and every draw" },
   out      = { "out/toy",  "output prefix (.json, .jsonl; .safetensors with --checkpoint_every)" },
@@ -25,6 +33,7 @@ local arg = ff.args {
 }
 ff.seed(arg.seed)
 local k, K = 4, arg.K
+if arg.schedule ~= "constant" and arg.schedule ~= "cosine" then error("--schedule must be constant or cosine", 0) end
 local source = arg.source ~= "auto" and arg.source or (arg.geometry == "sphere" and "uniform_sphere" or "dirichlet")
 
 local truth = ff.data.toy_categorical { k = k, K = K, seed = arg.seed }   -- [4, K], rows sum to 1
@@ -38,6 +47,8 @@ local flow = ff.flow {
   optim    = ff.optim.adamw { lr = arg.lr, weight_decay = 0 },
   grad_clip = 1.0,
   seed     = arg.seed,
+  ema      = arg.ema > 0 and arg.ema or nil,
+  schedule = arg.schedule == "cosine" and ff.lr.cosine { base = arg.lr, total = arg.steps, min = arg.lr / 100 } or nil,
 }
 
 -- resume: the checkpoint holds the flow and this loop's state (data stream, loss window, first loss)
@@ -68,12 +79,18 @@ local train_seconds, last_loss = ff.util.now() - t0, nil
 for line in io.lines(arg.out .. ".jsonl") do last_loss = ff.json.decode(line).loss end
 
 local t1, hist, done = ff.util.now(), ff.zeros(k, K), 0              -- evaluation
+local maxp = { 0, 0, 0 }                                             -- sum of max p, count > 0.5, count > 0.99
 local ebar = ff.progress { total = arg.samples, label = "sample" }
 while done < arg.samples do
   local n = math.min(2048, arg.samples - done)
   local p = flow:sample(n, { steps = 100 })
   local h = ff.metrics.categorical_hist(flow:decode(p), K)
   for i = 0, k * K - 1 do hist.data[i] = hist.data[i] + h.data[i] * n end
+  for r = 0, n * k - 1 do                                        -- endpoint sharpness: max_c p_c
+    local m = 0
+    for c = r * K, r * K + K - 1 do if p.data[c] > m then m = p.data[c] end end
+    maxp[1], maxp[2], maxp[3] = maxp[1] + m, maxp[2] + (m > 0.5 and 1 or 0), maxp[3] + (m > 0.99 and 1 or 0)
+  end
   done = done + n; ebar:update(done)
 end
 ebar:finish()
@@ -92,6 +109,12 @@ for first = 1, done, 2048 do
   for i = 0, k * K - 1 do ref.data[i] = ref.data[i] + h.data[i] * n / done end
 end
 local kl_floor = ff.metrics.kl_categorical(ref, truth)
+local H_model, H_true = 0, 0                                        -- mean entropy per position (nats)
+for i = 0, k * K - 1 do
+  local q, pt = hist.data[i], truth.data[i]
+  if q > 0 then H_model = H_model - q * math.log(q) / k end
+  H_true = H_true - pt * math.log(pt) / k
+end
 
 ff.results(arg.out .. ".json", {
   K = K, k = k, coupler = arg.coupler, geometry = arg.geometry, source = source, steps = arg.steps,
@@ -99,6 +122,10 @@ ff.results(arg.out .. ".json", {
   kl = kl, kl_per_position = per, empty_bins = empty, kl_uniform_model = kl_uniform,
   kl_true_samples = kl_floor, loss_first = first, loss_last = last_loss,
   train_seconds = train_seconds, eval_seconds = ff.util.now() - t1, parameters = flow:numel(),
+  ema = arg.ema, schedule = arg.schedule, entropy_model = H_model, entropy_true = H_true,
+  endpoint_max_p_mean = maxp[1] / (done * k), endpoint_frac_max_p_gt_half = maxp[2] / (done * k),
+  endpoint_frac_max_p_gt_099 = maxp[3] / (done * k),
 })
-print(("K %d %s/%s: KL %.5f (%d empty bins; uniform %.5f, true samples %.5f) after %d steps; train %.0f s, eval %.0f s"):format(
-  K, arg.geometry, arg.coupler, kl, empty, kl_uniform, kl_floor, arg.steps, train_seconds, ff.util.now() - t1))
+print(("K %d %s/%s: KL %.5f (%d empty bins; uniform %.5f, true samples %.5f) after %d steps; mean max p %.3f, entropy %.4f (true %.4f); train %.0f s, eval %.0f s"):format(
+  K, arg.geometry, arg.coupler, kl, empty, kl_uniform, kl_floor, arg.steps, maxp[1] / (done * k), H_model, H_true,
+  train_seconds, ff.util.now() - t1))
