@@ -1,7 +1,8 @@
 /* test_flow.c — the flow object: one step equals the formula of MATH.md "Training" recomputed by hand,
  * training lowers the loss, determinism, NaN handling, sampling on the simplex with every stepper,
  * a trained toy samples the right vertices, and the log-density of a zero field equals the source's
- * density mapped to the simplex (Dirichlet(1/2) in closed form). */
+ * density mapped to the simplex (Dirichlet(1/2) in closed form; Dirichlet(alpha) for the Dirichlet source),
+ * and the training times t: uniform on [0, 1) on the 2^-24 grid (Kolmogorov-Smirnov, steered draws). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -658,6 +659,176 @@ FF_TEST(log_prob_trained_moves_toward_data) {
     FF_EXPECT(lp->data[0] > src + 1.0 && lp->data[0] > lp->data[1] + 3.0, "%g %g", lp->data[0], lp->data[1]);
     ff_tensor_free(p); ff_tensor_free(lp); ff_tensor_free(data); ff_tensor_free(b);
     ff_flow_free(f);
+}
+
+/* ---- the distribution of t in training --------------------------------------------------------- */
+
+/* rng.h fixes xoshiro256**, whose next output is rotl(s[1] * 5, 7) * 9: set s[1] so that it is o. */
+static uint64_t inverse_odd(uint64_t a) {   /* a^-1 mod 2^64 by Newton: each step doubles the bits */
+    uint64_t x = a;                          /* correct to 3 bits for odd a */
+    for (int i = 0; i < 6; i++) x *= 2 - a * x;
+    return x;
+}
+static void force_next_u64(ff_rng_t *r, uint64_t o) {
+    uint64_t y = o * inverse_odd(9);
+    y = (y >> 7) | (y << 57);
+    r->s[1] = y * inverse_odd(5);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Kolmogorov-Smirnov statistic of sorted values against U[0, 1). */
+static double ks_uniform(const double *t, int64_t N) {
+    double D = 0;
+    for (int64_t i = 0; i < N; i++) D = fmax(D, fmax((double)(i + 1) / N - t[i], t[i] - (double)i / N));
+    return D;
+}
+
+FF_TEST(t_uniform_on_24_bit_grid) {
+    /* MATH.md: t ~ U[0, 1) per sample, t = u 2^-24 with u the top 24 bits of one draw of the training
+     * stream. 16 steps of 4096 samples: every t on the grid {0, .., 2^24 - 1} 2^-24; the KS distance
+     * to U[0, 1) below 1.95/sqrt(N) (its 0.1% asymptotic quantile; the grid moves the CDF by at most
+     * 2^-24) for all of them and for one batch alone (so t is drawn per sample, not per batch); the
+     * lowest of the 24 bits set in half of them (4 standard deviations). */
+    const int64_t n = 4096, steps = 16, N = n * steps;
+    ff_flow_t *f = small_flow(1, 2, 8, 2, "independent", NULL, 5, NULL);
+    if (!f) return;
+    ff_tensor_t *x1 = one_hot(n, 1, 2, pick_mod);
+    double *t = malloc(sizeof(double) * (size_t)N);
+    int64_t off_grid = 0, out_of_range = 0, odd = 0;
+    for (int64_t s = 0; s < steps; s++) {
+        FF_EXPECT(ff_flow_step(f, x1, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+        const ff_tensor_t *tt = ff_flow_last_t(f);
+        FF_EXPECT(tt && tt->ndim == 1 && tt->shape[0] == n, "ff_flow_last_t");
+        if (!tt) break;
+        for (int64_t i = 0; i < n; i++) {
+            double v = tt->data[i], u = ldexp(v, 24);
+            t[s * n + i] = v;
+            if (!(v >= 0 && v < 1)) out_of_range++;
+            if (u != floor(u)) off_grid++;
+            else odd += fmod(u, 2.0) == 1.0;
+        }
+    }
+    FF_EXPECT(out_of_range == 0 && off_grid == 0, "%lld outside [0, 1), %lld off the 2^-24 grid",
+              (long long)out_of_range, (long long)off_grid);
+    FF_EXPECT(fabs(odd - N / 2.0) <= 4 * sqrt(N / 4.0), "lowest bit set in %lld of %lld", (long long)odd, (long long)N);
+    double D1;
+    qsort(t, (size_t)n, sizeof(double), cmp_double);   /* the first batch alone */
+    D1 = ks_uniform(t, n);
+    qsort(t, (size_t)N, sizeof(double), cmp_double);
+    double D = ks_uniform(t, N);
+    printf("  t: KS distance %.5f over %lld draws (bound %.5f), %.5f over one batch of %lld (bound %.5f); "
+           "min %.3g, max 1 - %.3g\n", D, (long long)N, 1.95 / sqrt((double)N), D1, (long long)n,
+           1.95 / sqrt((double)n), t[0], 1 - t[N - 1]);
+    FF_EXPECT(D < 1.95 / sqrt((double)N), "KS %.5f", D);
+    FF_EXPECT(D1 < 1.95 / sqrt((double)n), "KS of one batch %.5f", D1);
+    free(t);
+    ff_tensor_free(x1);
+
+    /* the extremes, by steering the training stream: with the caller's x0 no source draw comes first
+     * (MATH.md's order), so t[0] comes from the next output of ff_flow_rng. All ones gives the largest
+     * t, 1 - 2^-24 (float rounding of a 24-bit value cannot reach 1); only the top 24 bits count. */
+    ff_tensor_t *b = one_hot(4, 1, 2, pick_mod), *x0 = NULL;
+    ff_tensor_new3(&x0, 4, 1, 3);
+    for (int i = 0; i < 12; i++) x0->data[i] = (float)(1 / sqrt(3.0));
+    const struct { uint64_t o; double t; } ex[] = {
+        { ~0ull, 1 - 0x1p-24 }, { 0xFFFFFF0000000000ull, 1 - 0x1p-24 }, { 0x000000FFFFFFFFFFull, 0 },
+        { 0x0000010000000000ull, 0x1p-24 }, { 0x8000000000000000ull, 0.5 },
+    };
+    for (size_t e = 0; e < sizeof ex / sizeof ex[0]; e++) {
+        ff_rng_t probe = *ff_flow_rng(f);
+        force_next_u64(&probe, ex[e].o);
+        FF_EXPECT(ff_rng_u64(&probe) == ex[e].o, "steering the stream failed");   /* the helper itself */
+        force_next_u64(ff_flow_rng(f), ex[e].o);
+        FF_EXPECT(ff_flow_step(f, b, x0, NULL, NULL) == FF_OK, "%s", ff_last_error());
+        const ff_tensor_t *tt = ff_flow_last_t(f);
+        FF_EXPECT(tt && tt->data[0] == ex[e].t && tt->data[0] < 1.0f, "draw %#llx: t = %.9g, expected %.9g",
+                  (unsigned long long)ex[e].o, tt ? tt->data[0] : -1.0, ex[e].t);
+    }
+    ff_tensor_free(b); ff_tensor_free(x0);
+    ff_flow_free(f);
+}
+
+/* ---- likelihood with the Dirichlet source ------------------------------------------------------- */
+
+FF_TEST(log_prob_zero_field_dirichlet_source) {
+    /* A zero field moves nothing, so ff_flow_log_prob must return the source's density carried to the
+     * simplex: log p0(x) + logdet = log Dirichlet(p; alpha) = lgamma(A) - sum lgamma(alpha_i) +
+     * sum (alpha_i - 1) log p_i per position (A = sum alpha_i), summed over positions. Scalar and
+     * per-symbol alpha (asymmetric, so a permuted or mis-indexed alpha shows), d = 2 and 4, random
+     * points and points within 1e-6 of a face; exact and Hutchinson divergence. */
+    const struct { int64_t k, d; int na; double a[5]; } cases[] = {
+        { 2, 2, 1, { 2.5 } },
+        { 2, 2, 3, { 0.3, 1.7, 4.0 } },
+        { 1, 4, 5, { 0.5, 1.0, 2.0, 3.0, 0.2 } },
+    };
+    ff_rng_t r;
+    ff_rng_seed(&r, 29);
+    double worst = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t k = cases[c].k, d = cases[c].d, m = d + 1, n = 8;
+        ff_options *so = NULL;
+        ff_options_new(&so);
+        ff_options_set_numbers(so, "alpha", cases[c].a, cases[c].na);
+        ff_options *no = opts_ints((const char *[]){ "hidden", "depth", "emb", NULL }, (int64_t[]){ 8, 3, 8 });
+        ff_flow_config cfg = ff_flow_default_config();
+        cfg.space = (ff_space){ k, d, 0, 0 };
+        cfg.seed = 3;
+        cfg.source = (ff_plugin_spec){ "dirichlet", so };
+        cfg.network.opts = no;
+        ff_flow_t *f = NULL;
+        FF_EXPECT(ff_flow_new(&f, &cfg) == FF_OK, "case %zu: %s", c, ff_last_error());
+        ff_options_free(so); ff_options_free(no);
+        if (!f) continue;
+        ff_params_t *P = ff_flow_params(f);
+        ff_tensor_fill(ff_params_find(P, "net.block2.weight"), 0.0f);
+        ff_tensor_fill(ff_params_find(P, "net.block2.bias"), 0.0f);
+        ff_tensor_t *p = NULL, *lp = NULL;
+        ff_tensor_new3(&p, n, k, m);
+        ff_tensor_new1(&lp, n);
+        for (int64_t i = 0; i < n * k; i++) {
+            double g[5], s = 0;
+            for (int64_t j = 0; j < m; j++) { g[j] = ff_rng_gamma(&r, 1.5); s += g[j]; }
+            if (i >= n * k - 2) {   /* near a face: one symbol at 1e-6 (another at 1e-6 too in the last) */
+                g[i % m] = 1e-6 * s;
+                if (i == n * k - 1) g[(i + 1) % m] = 1e-6 * s;
+                s = 0;
+                for (int64_t j = 0; j < m; j++) s += g[j];
+            }
+            for (int64_t j = 0; j < m; j++) p->data[i * m + j] = (float)(g[j] / s);
+        }
+        const char *est[] = { "exact", "hutchinson" };
+        for (int e = 0; e < 2; e++) {
+            ff_logprob_opts lo = ff_flow_default_logprob_opts();
+            lo.steps = 5;
+            lo.estimator = est[e];
+            FF_EXPECT(ff_flow_log_prob(f, p, NULL, &lo, lp) == FF_OK, "case %zu %s: %s", c, est[e], ff_last_error());
+            for (int64_t i = 0; i < n; i++) {
+                double want = 0;
+                for (int64_t j = 0; j < k; j++) {
+                    const float *q = p->data + (i * k + j) * m;
+                    double A = 0, s = 0;
+                    for (int64_t l = 0; l < m; l++) s += q[l];
+                    for (int64_t l = 0; l < m; l++) {
+                        double a = cases[c].a[cases[c].na == 1 ? 0 : l];
+                        A += a;
+                        want += -lgamma(a) + (a - 1) * log(q[l] / s);
+                    }
+                    want += lgamma(A);
+                }
+                double err = fabs(lp->data[i] - want) / (fabs(want) + 1);
+                worst = fmax(worst, err);
+                FF_EXPECT(err <= 2e-6, "case %zu %s sample %lld: log p %.9g, Dirichlet %.9g", c, est[e],
+                          (long long)i, lp->data[i], want);
+            }
+        }
+        ff_tensor_free(p); ff_tensor_free(lp);
+        ff_flow_free(f);
+    }
+    printf("  zero field, Dirichlet source: largest |log p - log Dir| / (|log Dir| + 1) = %.2g\n", worst);
 }
 
 FF_MAIN()

@@ -3,7 +3,7 @@
  * (div f = -d <a, x>, delta = d log(sin phi0 / sin phi1)), exact vs Hutchinson, and the model density
  * of that flow integrated over the 2-simplex on a triangle grid (support decided by the closed form),
  * and a plane rotation whose backward paths leave S^2_+ (log p = -inf there), checked against the
- * sampler on the same field. */
+ * sampler on the same field; ff_sphere_orthant_log_area for d = 0..200 (recurrence, quadrature, Monte Carlo). */
 #include <fisherflow/fisherflow.h>
 #include <stdlib.h>
 #include "ff_test.h"
@@ -406,6 +406,57 @@ FF_TEST(errors) {
                     "x1 position 0 is not on the unit sphere");
     ff_tensor_free(x1); ff_tensor_free(dl); ff_tensor_free(bad);
     ff_tape_free(tp);
+}
+
+/* log(|S^d| / 2^{d+1}) for d = 0..200 against the recurrence |S^d| = 2 pi |S^{d-2}| / (d - 1) from
+ * |S^0| = 2, |S^1| = 2 pi, summed in long double (no Gamma function); the lgamma closed form in long
+ * double; and for d = 1, 3 two numerical integrals that use neither: the orthant's area by the midpoint
+ * rule in hyperspherical angles (area element prod_j sin^j(phi_j), every angle in [0, pi/2]), and by
+ * Monte Carlo through |S^d_+| = (d+1) vol{u in [0,1]^{d+1} : |u| < 1}. */
+FF_TEST(orthant_log_area_every_d) {
+    const long double pi = 3.141592653589793238462643383279503L;
+    long double rec[201];
+    rec[0] = 0;                        /* log(2 / 2) */
+    rec[1] = logl(pi / 2);             /* log(2 pi / 4) */
+    for (int d = 2; d <= 200; d++) rec[d] = rec[d - 2] + logl(2 * pi / (d - 1)) - 2 * logl(2);
+    double worst = 0;
+    for (int d = 0; d <= 200; d++) {
+        long double m = d + 1, lg = logl(2) + m / 2 * logl(pi) - lgammal(m / 2) - m * logl(2);
+        double got = ff_sphere_orthant_log_area(d);
+        double tol = 1e-14 * fmax(1.0, fabs((double)rec[d]));
+        FF_EXPECT(fabs(got - (double)rec[d]) <= tol, "d=%d: %.17g vs recurrence %.17g", d, got, (double)rec[d]);
+        FF_EXPECT(fabs(got - (double)lg) <= tol, "d=%d: %.17g vs lgammal %.17g", d, got, (double)lg);
+        worst = fmax(worst, fabs(got - (double)rec[d]) / fmax(1.0, fabs((double)rec[d])));
+    }
+    printf("  d = 0..200: largest relative error against the recurrence %.2g (log area at d=200: %.6f)\n", worst,
+           ff_sphere_orthant_log_area(200));
+    ff_rng_t r;
+    ff_rng_seed(&r, 41);
+    const double hp = 1.57079632679489661923;   /* pi / 2 */
+    const int dd[2] = { 1, 3 };
+    for (int q = 0; q < 2; q++) {
+        int d = dd[q];
+        double got = exp(ff_sphere_orthant_log_area(d));
+        /* midpoint rule, 2000 nodes per angle: prod_{j=0}^{d-1} int_0^{pi/2} sin^j */
+        double quad = 1;
+        for (int j = 0; j < d; j++) {
+            double s = 0;
+            for (int i = 0; i < 2000; i++) s += pow(sin((i + 0.5) * hp / 2000), j);
+            quad *= s * hp / 2000;
+        }
+        FF_EXPECT(fabs(got - quad) <= 1e-6 * quad, "d=%d: area %.12g vs midpoint rule %.12g", d, got, quad);
+        /* Monte Carlo: the fraction of the unit cube inside the ball */
+        const long N = 2000000;
+        long in = 0;
+        for (long i = 0; i < N; i++) {
+            double s = 0;
+            for (int j = 0; j <= d; j++) { double u = ff_rng_uniform(&r); s += u * u; }
+            in += s < 1;
+        }
+        double frac = (double)in / N, mc = (d + 1) * frac, se = (d + 1) * sqrt(frac * (1 - frac) / N);
+        printf("  d=%d: area %.9f, midpoint rule %.9f, Monte Carlo %.5f +- %.5f\n", d, got, quad, mc, se);
+        FF_EXPECT(fabs(got - mc) <= 4 * se, "d=%d: area %.6g vs Monte Carlo %.6g +- %.2g", d, got, mc, se);
+    }
 }
 
 FF_MAIN()

@@ -1,6 +1,7 @@
 /* test_sphere.c — S^d_+ kernels on a catalogue of adversarial inputs (theta = 0, pi/2, 1e-7;
  * 1e-30 coordinates; d+1 = 2 and 4096; t in {0, 1e-7, 1}) and random batches, against long-double
- * references computed from the definitions (chordal angle, sin form of slerp, Fisher-Rao distance). */
+ * references computed from the definitions (chordal angle, sin form of slerp, Fisher-Rao distance);
+ * ff_sphere_normalize against x/|x| in long double; transport's refusal of antipodes. */
 #include <fisherflow/fisherflow.h>
 #include <float.h>
 #include <stdlib.h>
@@ -324,6 +325,132 @@ FF_TEST(bad_input) {
     FF_EXPECT_ERROR(ff_sphere_dist2(d, c, a), FF_EINVAL, "position 1");
     FF_EXPECT_ERROR(ff_sphere_dist(d, a, a), FF_ESHAPE, "without its last axis");
     ff_tensor_free(a); ff_tensor_free(b); ff_tensor_free(o); ff_tensor_free(t); ff_tensor_free(d); ff_tensor_free(c);
+}
+
+/* ---- ff_sphere_normalize: x / ||x|| per position, no fold ------------------------------------------ */
+
+/* Every element of out against x / ||x|| in long double (no overflow or underflow there for any float
+ * input): correctly rounded floats are within 2^-24 relative, subnormal results within 2^-150.
+ * Returns the largest error in units of that bound. */
+static double normalize_err(const float *in, const float *out, int64_t rows, int64_t m) {
+    double worst = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        ld s = 0;
+        for (int64_t i = 0; i < m; i++) s += (ld)in[r * m + i] * in[r * m + i];
+        ld nrm = sqrtl(s);
+        for (int64_t i = 0; i < m; i++) {
+            ld want = in[r * m + i] / nrm;
+            double bound = fmax(0x1p-24 * fabs((double)want), 0x1p-150);
+            worst = fmax(worst, (double)fabsl((ld)out[r * m + i] - want) / bound);
+        }
+    }
+    return worst;
+}
+
+FF_TEST(normalize_without_fold) {
+    ff_rng_t r;
+    ff_rng_seed(&r, 23);
+    /* random signed batches, each row scaled by 10^u, u uniform in [-30, 30] */
+    const int64_t dims[] = { 2, 3, 7, 4096 };
+    for (size_t di = 0; di < 4; di++) {
+        int64_t m = dims[di], rows = m > 100 ? 16 : 400;
+        ff_tensor_t *x = NULL, *in = NULL;
+        ff_tensor_new2(&x, rows, m);
+        for (int64_t i = 0; i < rows; i++) {
+            double sc = pow(10.0, -30 + 60 * ff_rng_uniform(&r));
+            for (int64_t j = 0; j < m; j++) x->data[i * m + j] = (float)(sc * ff_rng_normal(&r));
+        }
+        ff_tensor_clone(&in, x);
+        FF_EXPECT(ff_sphere_normalize(x) == FF_OK, "m=%lld: %s", (long long)m, ff_last_error());
+        double e = normalize_err(in->data, x->data, rows, m);
+        printf("  normalize random m=%lld: max error %.3f x 2^-24 relative\n", (long long)m, e);
+        FF_EXPECT(e <= 1.000001, "m=%lld: error %.6f x the rounding bound", (long long)m, e);
+        /* idempotent up to one rounding: normalising a unit float vector moves no entry by more than
+         * 2^-23 relative */
+        ff_tensor_t *again = NULL;
+        ff_tensor_clone(&again, x);
+        FF_EXPECT(ff_sphere_normalize(again) == FF_OK);
+        for (int64_t i = 0; i < rows * m; i++)
+            FF_EXPECT(fabs(again->data[i] - x->data[i]) <= 0x1p-23 * fabs(x->data[i]), "again[%lld]", (long long)i);
+        ff_tensor_free(x); ff_tensor_free(in); ff_tensor_free(again);
+    }
+    /* adversarial rows: tiny, subnormal, huge, mixed scales, signs (kept: no fold), exact zeros */
+    const float tm = FLT_TRUE_MIN, fm = FLT_MAX;
+    const float adv[][4] = {
+        { 1e-30f, 1e-30f, -1e-30f, 1e-30f },   /* -> +-0.5 */
+        { 1e-30f, 1.0f, 0.0f, -1e-30f },      /* 1e-30 kept, not flushed to 0 */
+        { fm, -fm, fm, 0.0f },                 /* squares overflow float: -> +-1/sqrt 3 */
+        { tm, 0.0f, 0.0f, 0.0f },              /* the smallest subnormal alone -> a vertex */
+        { tm, -tm, 0.0f, 0.0f },               /* -> (sqrt .5, -sqrt .5) */
+        { -3.0f, 4.0f, 0.0f, -0.0f },          /* -> (-0.6, 0.8): retract would give +0.6 */
+        { fm, tm, -1.0f, 0.0f },               /* 60+ decades apart: -> (1, 0, -0, 0) */
+        { -1.0f, -1.0f, -1.0f, -1.0f },        /* the negative orthant stays there */
+    };
+    const int64_t R = sizeof adv / sizeof adv[0];
+    ff_tensor_t *x = NULL;
+    ff_tensor_new2(&x, R, 4);
+    memcpy(x->data, adv, sizeof adv);
+    FF_EXPECT(ff_sphere_normalize(x) == FF_OK, "%s", ff_last_error());
+    double e = normalize_err(&adv[0][0], x->data, R, 4);
+    printf("  normalize adversarial rows: max error %.3f x the rounding bound\n", e);
+    FF_EXPECT(e <= 1.000001, "adversarial: error %.6f x the rounding bound", e);
+    FF_EXPECT(x->data[4] == 1e-30f && x->data[7] == -1e-30f, "%g %g", x->data[4], x->data[7]);
+    FF_EXPECT(x->data[12] == 1.0f && x->data[20] == -0.6f && x->data[21] == 0.8f, "%g %g %g", x->data[12],
+              x->data[20], x->data[21]);
+    for (int i = 28; i < 32; i++) FF_EXPECT(x->data[i] == -0.5f, "negative orthant [%d] = %g", i, x->data[i]);
+    FF_EXPECT(all_finite(x));
+    /* refusals: a zero position (also -0.0) and non-finite entries, named */
+    const float zero[3][4] = { { 0.6f, 0.8f, 0, 0 }, { 0.0f, -0.0f, 0.0f, -0.0f }, { 1, 1, 1, 1 } };
+    ff_tensor_t *z = NULL;
+    ff_tensor_new2(&z, 3, 4);
+    memcpy(z->data, zero, sizeof zero);
+    FF_EXPECT_ERROR(ff_sphere_normalize(z), FF_ENUMERIC, "ff_sphere_normalize: position 1 is the zero vector");
+    memcpy(z->data, zero, sizeof zero);
+    z->data[2 * 4 + 3] = NAN;
+    z->data[1 * 4 + 0] = 1.0f;
+    FF_EXPECT_ERROR(ff_sphere_normalize(z), FF_ENUMERIC, "ff_sphere_normalize: position 2, symbol 3 is not finite");
+    z->data[2 * 4 + 3] = -INFINITY;
+    FF_EXPECT_ERROR(ff_sphere_normalize(z), FF_ENUMERIC, "position 2, symbol 3 is not finite");
+    FF_EXPECT_ERROR(ff_sphere_normalize(NULL), FF_EINVAL, "ff_sphere_normalize: x is NULL");
+    ff_tensor_free(x); ff_tensor_free(z);
+}
+
+/* ---- ff_sphere_transport at and near antipodes ----------------------------------------------------- */
+
+FF_TEST(transport_antipodes) {
+    /* refused: exact antipodes (in S^1 and S^2, at position 1 of a batch) and 1 + <x,y> ~ 5e-15 */
+    ff_tensor_t *x = NULL, *y = NULL, *v = NULL, *o = NULL;
+    ff_tensor_new2(&x, 2, 3); ff_tensor_new2(&y, 2, 3); ff_tensor_new2(&v, 2, 3); ff_tensor_new2(&o, 2, 3);
+    const float xs[6] = { 1, 0, 0, 0.6f, 0.8f, 0 }, ys[6] = { 0, 1, 0, -0.6f, -0.8f, 0 },
+                vs[6] = { 0, 1, 0, 0, 0, 1 };
+    memcpy(x->data, xs, sizeof xs); memcpy(y->data, ys, sizeof ys); memcpy(v->data, vs, sizeof vs);
+    FF_EXPECT_ERROR(ff_sphere_transport(o, x, y, v), FF_ENUMERIC,
+                    "ff_sphere_transport: position 1: x and y are antipodal");
+    ff_tensor_t *x2 = NULL, *y2 = NULL, *v2 = NULL, *o2 = NULL;
+    ff_tensor_new2(&x2, 1, 2); ff_tensor_new2(&y2, 1, 2); ff_tensor_new2(&v2, 1, 2); ff_tensor_new2(&o2, 1, 2);
+    x2->data[0] = 1; x2->data[1] = 0;
+    v2->data[0] = 0; v2->data[1] = 1;
+    y2->data[0] = -1; y2->data[1] = 0;
+    FF_EXPECT_ERROR(ff_sphere_transport(o2, x2, y2, v2), FF_ENUMERIC,
+                    "position 0: x and y are antipodal (1 + <x,y> = 0)");
+    y2->data[1] = 1e-7f;   /* 1 + <x,y> = 5e-15 after renormalisation: below the 1e-12 threshold */
+    FF_EXPECT_ERROR(ff_sphere_transport(o2, x2, y2, v2), FF_ENUMERIC,
+                    "ff_sphere_transport: position 0: x and y are antipodal");
+    /* accepted just above the threshold: on S^1 the transport of the geodesic's unit velocity (0, 1) at
+     * x = (1, 0) to y = (cos th, sin th) is the velocity there, (-sin th, cos th), th from atan2 in long
+     * double. 1 + <x,y> is computed with cancellation, so the error grows like 1e-16 / (1 + <x,y>). */
+    const float eps[] = { 1e-2f, 1e-3f, 1e-4f, 1e-5f };
+    for (int i = 0; i < 4; i++) {
+        y2->data[0] = -1; y2->data[1] = eps[i];
+        FF_EXPECT(ff_sphere_transport(o2, x2, y2, v2) == FF_OK, "eps %g: %s", eps[i], ff_last_error());
+        ld th = atan2l(y2->data[1], y2->data[0]), den = 1 + cosl(th);
+        double err = fmax(fabs((double)(o2->data[0] + sinl(th))), fabs((double)(o2->data[1] - cosl(th))));
+        printf("  transport near the antipode, 1 + <x,y> = %.2g: max error %.2g\n", (double)den, err);
+        FF_EXPECT(all_finite(o2) && err <= 1e-7 + 1e-15 / (double)den, "1 + <x,y> = %.3g: error %.3g",
+                  (double)den, err);
+    }
+    ff_tensor_free(x); ff_tensor_free(y); ff_tensor_free(v); ff_tensor_free(o);
+    ff_tensor_free(x2); ff_tensor_free(y2); ff_tensor_free(v2); ff_tensor_free(o2);
 }
 
 FF_MAIN()
