@@ -84,7 +84,9 @@ end
 -- ff.checkpoint.open_log(path, step) -> an ff.log stream for a run continuing after `step`:
 -- step 0 starts a new file; otherwise the records of the existing file with a "step" above `step`
 -- (written after the checkpoint, by the run that was killed; they are about to be re-run) are
--- dropped and the stream appends, so the file reads as one uninterrupted run.
+-- dropped and the stream appends, so the file reads as one uninterrupted run. A last line without
+-- its newline that is not whole JSON is a record cut off mid-write (a kill or a full disk): dropped
+-- too, so the next record does not run into it.
 function M.open_log(path, step)
   if type(path) ~= "string" then raise("ff.checkpoint.open_log: path must be a string, got " .. type(path)) end
   if type(step) ~= "number" or step < 0 then
@@ -93,12 +95,17 @@ function M.open_log(path, step)
   if step == 0 then return log.open(path) end
   local f = io.open(path, "rb")
   if f then
+    local text = f:read("*a")
+    f:close()
+    local lines = {}
+    for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+    local tail = text:match("[^\n]*$")
+    if tail:match("%S") and pcall(json.decode, tail) then lines[#lines + 1] = tail end
     local keep = {}
-    for line in f:lines() do
+    for _, line in ipairs(lines) do
       local n = tonumber(line:match('"step"%s*:%s*(%d+)'))
       if line:match("%S") and not (n and n > step) then keep[#keep + 1] = line .. "\n" end
     end
-    f:close()
     util.write_atomic(path, table.concat(keep))
   end
   return log.open(path, { append = true })

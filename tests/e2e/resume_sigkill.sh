@@ -8,6 +8,12 @@
 #     bit, and so must the losses logged before the kill; the final parameters must match too.
 # Minibatch rows come from the flow's training stream (flow:fit draws them from ff_flow_rng), which
 # the checkpoint saves, so no data stream lives outside the checkpoint.
+# Nothing here depends on timing: the kill is sent once a checkpoint and half a checkpoint interval
+# of steps after it are on disk (polled, no fixed number of tries), and the killed run holds
+# (blocks, without using the CPU) before its last checkpoint interval, so however late the kill comes
+# under load it lands mid-run with a checkpoint behind it and steps left to resume. SIGKILL goes to
+# the training process itself (its pid, never a subshell's: killing a subshell would leave the
+# trainer running on, writing the same log and checkpoint as the resumed run).
 #   tests/e2e/resume_sigkill.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 SRC=${1:?usage: resume_sigkill.sh SOURCE_DIR BUILD_DIR}
@@ -16,9 +22,60 @@ FF="$BUILD/fisherflow"
 [ -x "$FF" ] || { echo "resume_sigkill: $FF not built"; exit 1; }
 export OPENBLAS_NUM_THREADS=1
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ff_resume.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+pid=
+trap '[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null; rm -rf "$WORK"' EXIT
 STEPS=${STEPS:-1500}
 EVERY=${EVERY:-100}
+HOLD=$((STEPS - EVERY / 2))   # the killed run blocks after this step: before its end, so its last
+                              # checkpoint is before STEPS and the resumed run always has steps to train
+[ "$HOLD" -gt $((EVERY + EVERY / 2)) ] || { echo "resume_sigkill: STEPS=$STEPS too small for EVERY=$EVERY"; exit 1; }
+
+# killed_when PID WHAT CONDITION...: poll CONDITION until it holds (the process can only move
+# forward, and it holds before its end, so there is no race), then SIGKILL PID and check that it
+# died of that signal. Fails, rather than killing at the wrong moment, if PID exits first or
+# CONDITION does not hold within 15 minutes.
+killed_when() {
+  local p=$1 what=$2 deadline=$((SECONDS + 900)) rc=0
+  shift 2
+  until "$@"; do
+    kill -0 "$p" 2>/dev/null || { wait "$p" || rc=$?; pid=
+      echo "resume_sigkill: $what exited (status $rc) before it could be killed"
+      [ ! -s "$WORK/killed.err" ] || tail -n 20 "$WORK/killed.err"; return 1; }
+    [ "$SECONDS" -lt "$deadline" ] || { echo "resume_sigkill: $what: no checkpoint to kill after in 900 s"; return 1; }
+    sleep 0.02
+  done
+  kill -9 "$p" || { echo "resume_sigkill: $what could not be killed"; return 1; }
+  wait "$p" 2>/dev/null || rc=$?
+  pid=
+  [ "$rc" -eq 137 ] || { echo "resume_sigkill: $what exited with status $rc, not by SIGKILL"; return 1; }
+}
+lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
+
+# hold.lua: block until killed (a poll(2) sleep; gives up with an error after 15 minutes so that
+# an abandoned process cannot hang around).
+cat >"$WORK/hold.lua" <<'LUA'
+local ffi = require "ffi"
+pcall(ffi.cdef, "int poll(void *fds, unsigned long nfds, int timeout);")
+return function(what)
+  io.stderr:write(what, ": holding until killed\n")
+  local t0 = os.time()
+  while os.time() - t0 < 900 do ffi.C.poll(nil, 0, 100) end
+  error(what .. ": held 900 s and was not killed", 0)
+end
+LUA
+# held.lua HOLD SCRIPT ARGS...: runs SCRIPT with ARGS, holding (until killed) before the flow's step
+# HOLD + 1; the steps up to HOLD run unchanged.
+cat >"$WORK/held.lua" <<'LUA'
+local at, script = tonumber((...)), select(2, ...)
+package.loaded["fisherflow.script"] = { path = script, args = { select(3, ...) } }
+local Flow = require("fisherflow.flow").Flow
+local step, hold = Flow.step, require "hold"
+function Flow.step(self, ...)
+  if self:steps() >= at then hold(script .. " at step " .. self:steps()) end
+  return step(self, ...)
+end
+dofile(script)
+LUA
 
 cat >"$WORK/train.lua" <<'LUA'
 -- A small toy-task training through flow:fit whose every step's loss is logged by the callback;
@@ -30,6 +87,7 @@ local arg = ff.args {
   ckpt   = { "", "checkpoint path (none: no checkpoints, no resume)" },
   log    = { "", "JSONL of per-step losses" },
   final  = { "", "where to save the final parameters" },
+  hold   = { 0, "block (until killed) once this step is logged (0: never)" },
 }
 local truth = ff.data.toy_categorical { k = 3, K = 5, seed = 4 }
 local data = ff.data.sample_categorical(truth, 2000, { rng = ff.rng(5) })
@@ -49,6 +107,7 @@ local opts = { steps = arg.steps, batch = 128, progress = false,
                callback = function(_, s)
                  log:write(string.format('{"step": %d, "loss": "%.17g"}\n', s.step, s.loss))
                  log:flush()
+                 if s.step == arg.hold then require "hold" ("train.lua at step " .. s.step) end
                end }
 if arg.ckpt ~= "" then opts.checkpoint, opts.checkpoint_every, opts.resume = arg.ckpt, arg.every, true end
 local hist = flow:fit(data, opts)
@@ -64,16 +123,13 @@ t0=$SECONDS
 run --log "$WORK/ref.jsonl" --final "$WORK/ref_final.safetensors"
 echo "uninterrupted: $STEPS steps in $((SECONDS - t0)) s"
 
-"$FF" run "$WORK/train.lua" --steps "$STEPS" --every "$EVERY" --ckpt "$WORK/ck.safetensors" --log "$WORK/run.jsonl" &
+"$FF" run "$WORK/train.lua" --steps "$STEPS" --every "$EVERY" --ckpt "$WORK/ck.safetensors" --log "$WORK/run.jsonl" \
+    --hold "$HOLD" &
 pid=$!   # the runner itself (not a subshell), so SIGKILL hits the training process
-# wait for the first checkpoint plus a few steps, then kill at a moment that is not a checkpoint step
-for _ in $(seq 1 6000); do
-  [ -f "$WORK/ck.safetensors" ] && [ "$(wc -l <"$WORK/run.jsonl")" -ge $((EVERY + EVERY / 2)) ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.01
-done
-kill -9 $pid 2>/dev/null || { echo "resume_sigkill: the run ended before it could be killed; raise STEPS"; exit 1; }
-wait $pid 2>/dev/null || true
+# kill once the first checkpoint and half an interval of steps after it are logged: anywhere from
+# there to step HOLD, depending on how the two processes are scheduled
+killed_when $pid "the training run" \
+  eval '[ -f "$WORK/ck.safetensors" ] && [ "$(lines "$WORK/run.jsonl")" -ge $((EVERY + EVERY / 2)) ]'
 killed_at=$(wc -l <"$WORK/run.jsonl")
 ck_step=$("$FF" run /dev/stdin <<LUA
 local ff = require "fisherflow"
@@ -81,7 +137,11 @@ print(ff.checkpoint.meta("$WORK/ck.safetensors").step)
 LUA
 )
 echo "killed after $killed_at logged steps; last checkpoint at step $ck_step"
-[ "$ck_step" -lt "$killed_at" ] || { echo "resume_sigkill: no steps were lost to the kill; the test proves nothing"; exit 1; }
+# the checkpoint's step is logged before it is saved (fit calls back before it saves), and there is
+# one to resume from with steps left; a kill just after a save loses no logged steps, but the
+# resumed run still trains every step after the checkpoint in a new process
+[ "$ck_step" -ge "$EVERY" ] && [ "$ck_step" -lt "$STEPS" ] && [ "$ck_step" -le "$killed_at" ] \
+  || { echo "resume_sigkill: checkpoint at step $ck_step after $killed_at logged steps: not a mid-run kill"; exit 1; }
 
 run --every "$EVERY" --ckpt "$WORK/ck.safetensors" --log "$WORK/run.jsonl" \
     --final "$WORK/run_final.safetensors"
@@ -119,29 +179,30 @@ echo "resume_sigkill: resumed run identical to the uninterrupted one (losses and
 # command, and compare its log (every loss and grad-norm record) and results with an uninterrupted run.
 TOY_STEPS=${TOY_STEPS:-400}
 TOY=(--K 5 --steps "$TOY_STEPS" --batch 32 --samples 256)
-toy_every=$((TOY_STEPS / 100 > 1 ? TOY_STEPS / 100 : 1))   # toy_dfm logs a record every toy_every steps
 t0=$SECONDS
 "$FF" run "$SRC/experiments/toy_dfm.lua" "${TOY[@]}" --out "$WORK/toy_ref" >/dev/null 2>&1
 echo "toy_dfm uninterrupted: ${TOY[*]} in $((SECONDS - t0)) s"
-toy() { "$FF" run "$SRC/experiments/toy_dfm.lua" "${TOY[@]}" --out "$WORK/toy" --checkpoint_every 100 --resume; }
-toy >/dev/null 2>&1 &
+TOY_HOLD=$((TOY_STEPS - 50))   # before the end (toy_dfm also saves at its last step): steps always left to resume
+[ "$TOY_HOLD" -gt 150 ] || { echo "resume_sigkill: TOY_STEPS=$TOY_STEPS too small"; exit 1; }
+TOY_CK=(--out "$WORK/toy" --checkpoint_every 100 --resume)
+# the runner itself in the background (a shell function there would run in a subshell, and SIGKILL
+# would hit that subshell and leave toy_dfm training on), held before step TOY_HOLD + 1
+"$FF" run "$WORK/held.lua" "$TOY_HOLD" "$SRC/experiments/toy_dfm.lua" "${TOY[@]}" "${TOY_CK[@]}" \
+    >/dev/null 2>"$WORK/killed.err" &
 pid=$!
-for _ in $(seq 1 6000); do   # wait for the checkpoint at step 100 and a log record at step >= 150
-  [ -f "$WORK/toy.safetensors" ] && [ "$(wc -l <"$WORK/toy.jsonl")" -ge $(((150 + toy_every - 1) / toy_every)) ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.01
-done
-kill -9 $pid 2>/dev/null || { echo "resume_sigkill: toy_dfm ended before it could be killed; raise TOY_STEPS"; exit 1; }
-wait $pid 2>/dev/null || true
-toy_logged=$(tail -n 1 "$WORK/toy.jsonl" | python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["step"])')
+last_step() { [ -s "$1" ] && tail -n 1 "$1" | python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["step"])' 2>/dev/null || echo 0; }
+# kill once the checkpoint at step 100 and a log record at step >= 150 are written
+killed_when $pid "toy_dfm" eval '[ -f "$WORK/toy.safetensors" ] && [ "$(last_step "$WORK/toy.jsonl")" -ge 150 ]'
+toy_logged=$(last_step "$WORK/toy.jsonl")
 toy_ck=$("$FF" run /dev/stdin <<LUA
 local ff = require "fisherflow"
 print(ff.checkpoint.meta("$WORK/toy.safetensors").step)
 LUA
 )
 echo "toy_dfm killed after logging step $toy_logged; last checkpoint at step $toy_ck"
-[ "$toy_ck" -lt "$toy_logged" ] || { echo "resume_sigkill: toy_dfm lost no steps to the kill; the test proves nothing"; exit 1; }
-toy >/dev/null 2>&1
+[ "$toy_ck" -ge 100 ] && [ "$toy_ck" -lt "$TOY_STEPS" ] && [ "$toy_ck" -le "$toy_logged" ] \
+  || { echo "resume_sigkill: toy_dfm checkpoint at step $toy_ck after logging step $toy_logged: not a mid-run kill"; exit 1; }
+"$FF" run "$SRC/experiments/toy_dfm.lua" "${TOY[@]}" "${TOY_CK[@]}" >/dev/null 2>&1
 python3 - "$WORK/toy_ref" "$WORK/toy" <<'PY' || exit 1
 import json, sys
 def log(p): return [{k: v for k, v in json.loads(l).items() if k != "elapsed"} for l in open(p + ".jsonl")]

@@ -182,6 +182,33 @@ T.test("checkpoint helpers: run table, rng state, continued log", function()
   T.eq(#ff.log.read(lg), 0, "step 0 starts a new file")
 end)
 
+T.test("open_log: a last record cut off mid-write is dropped, a whole one without its newline kept", function()
+  local lg = tmp("cut") .. "/log.jsonl"
+  for _, case in ipairs({
+    { '{"elapsed":1.5,"grad_n', "before its step" },          -- ff.log writes keys sorted: step last
+    { '{"elapsed":1.5,"grad_norm":2,"loss":3,"st', "inside its step" },
+    { '{"elapsed":1.5,"grad_norm":2,"loss":3,"step":6', "before its closing brace" } }) do
+    local f = assert(io.open(lg, "wb"))
+    f:write('{"loss":1,"step":10}\n{"loss":2,"step":20}\n{"loss":3,"step":30}\n{"loss":4,"step":40}\n', case[1])
+    f:close()
+    local s = ff.checkpoint.open_log(lg, 20)
+    s:write{ step = 30, loss = 30 }
+    s:close()
+    local steps = {}
+    for _, rec in ipairs(ff.log.read(lg)) do steps[#steps + 1] = rec.step .. ":" .. rec.loss end
+    T.eq(table.concat(steps, ","), "10:1,20:2,30:30", "record cut " .. case[2])
+  end
+  local f = assert(io.open(lg, "wb"))
+  f:write('{"loss":1,"step":10}\n{"loss":2,"step":20}')      -- not written by ff.log, but whole
+  f:close()
+  local s = ff.checkpoint.open_log(lg, 20)
+  s:write{ step = 30, loss = 3 }
+  s:close()
+  local steps = {}
+  for _, rec in ipairs(ff.log.read(lg)) do steps[#steps + 1] = rec.step .. ":" .. rec.loss end
+  T.eq(table.concat(steps, ","), "10:1,20:2,30:3", "a whole last record kept")
+end)
+
 T.test("fit resume: a checkpoint of other settings is refused, not continued", function()
   local dir = tmp("other")
   local ck = dir .. "/o.safetensors"
