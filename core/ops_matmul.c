@@ -49,10 +49,13 @@ ff_tensor_t *ff_linear(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_
     if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1])
         return ff_op_fail(tp, FF_ESHAPE, "ff_linear: x [%s], w [%s]: expected x[..,%lld] and w[out,in] with in = x's last dim",
                           FF_SHAPE(x, s1), FF_SHAPE(w, s2), (long long)(x->ndim ? x->shape[x->ndim - 1] : 0));
-    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
-        return ff_op_fail(tp, FF_ESHAPE, "ff_linear: w [%s], b [%s]: bias must be [%lld]",
-                          FF_SHAPE(w, s1), FF_SHAPE(b, s3), (long long)w->shape[0]);
     const int64_t K = w->shape[1], O = w->shape[0], M = ff_prod(x->shape, 0, x->ndim - 1);
+    /* b: [O] broadcast over the rows, or [M, O] (one bias row per row of x: a per-row offset such as
+     * a split-off part of the product, W [x; e] = W_x x + (W_e e + b)) */
+    const int full_b = b && b->ndim == 2 && b->shape[0] == M && b->shape[1] == O;
+    if (b && !full_b && (b->ndim != 1 || b->shape[0] != O))
+        return ff_op_fail(tp, FF_ESHAPE, "ff_linear: w [%s], b [%s]: bias must be [%lld] or [%lld,%lld]",
+                          FF_SHAPE(w, s1), FF_SHAPE(b, s3), (long long)O, (long long)M, (long long)O);
     if (M > INT_MAX || K > INT_MAX || O > INT_MAX)
         return ff_op_fail(tp, FF_EINVAL, "ff_linear: x [%s], w [%s]: a matrix dimension exceeds BLAS's int range",
                           FF_SHAPE(x, s1), FF_SHAPE(w, s2));
@@ -66,14 +69,25 @@ ff_tensor_t *ff_linear(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_
     if (!out || (b && !xb)) return NULL;
     float *y = out->data;
     float beta = 0.0f;
-    if (xb) { for (int64_t i = 0; i < M; i++) memcpy(y + i * O, xb, (size_t)O * sizeof(float)); beta = 1.0f; }
+    if (xb && full_b) { memcpy(y, xb, (size_t)(M * O) * sizeof(float)); beta = 1.0f; }
+    else if (xb) { for (int64_t i = 0; i < M; i++) memcpy(y + i * O, xb, (size_t)O * sizeof(float)); beta = 1.0f; }
     if (M > 0 && O > 0 && K > 0)
         cblas_sgemm(CblasRowMajor, tr(mx.trans), ntr(mw.trans), (int)M, (int)O, (int)K, 1.0f,
                     mx.p, (int)mx.ld, mw.p, (int)mw.ld, beta, y, (int)(O > 1 ? O : 1));
     else if (!xb) memset(y, 0, (size_t)(M * O) * sizeof(float));
     ff_node_t *n = ff_node_new(tp, FF_OP_LINEAR, out, b ? 3 : 2, x, mx.p, w, mw.p, b, xb);
-    if (n) save(n, M, K, O, &mx, &mw);
+    if (n) { save(n, M, K, O, &mx, &mw); n->i[7] = full_b; }
     return out;
+}
+
+/* Leading dimension of the gradient buffer gw of w ([O, K]): K, except for a parameter view whose
+ * gradient is a column slice of a wider gradient (row stride > K, unit column stride). */
+static int grad_ld(const ff_tensor_t *w, const float *gw, int64_t K) {
+    const ff_tensor_t *g = w->grad;
+    if (!(w->flags & FF_TENSOR_ARENA) && g && gw == g->data && g->ndim == 2 && g->stride[1] == 1 &&
+        g->stride[0] > K)
+        return (int)g->stride[0];
+    return (int)(K > 1 ? K : 1);
 }
 
 void ff_bw_linear(ff_tape_t *tp, ff_node_t *n) {
@@ -91,14 +105,17 @@ void ff_bw_linear(ff_tape_t *tp, ff_node_t *n) {
     }
     float *gw = ff_grad_buf(tp, n->in[1], &beta);          /* dw[O,K] = g^T[O,M] x[M,K] */
     if (gw) {
+        const int ldgw = grad_ld(n->in[1], gw, K);
         if (M > 0 && K > 0 && O > 0)
             cblas_sgemm(CblasRowMajor, CblasTrans, tr(tx), (int)O, (int)K, (int)M, 1.0f,
-                        g, ldg, n->x[0], ldx, beta, gw, ldk);
-        else if (beta == 0.0f) memset(gw, 0, (size_t)(O * K) * sizeof(float));
+                        g, ldg, n->x[0], ldx, beta, gw, ldgw);
+        else if (beta == 0.0f)
+            for (int64_t o = 0; o < O; o++) memset(gw + o * ldgw, 0, (size_t)K * sizeof(float));
     }
     if (n->nin == 3) {
         float *gb = ff_grad_buf(tp, n->in[2], &beta);
-        if (gb) col_sum(g, M, O, gb, beta);
+        if (gb && n->i[7]) ff_acc(gb, g, M * O, beta);     /* [M, O] bias: its gradient is g */
+        else if (gb) col_sum(g, M, O, gb, beta);
     }
 }
 

@@ -30,7 +30,31 @@ typedef struct bmlp {
     ff_tensor_t *cls;                          /* [cond_classes, emb] or NULL                  */
     ff_tensor_t *w[BMLP_MAX_DEPTH];            /* block i: [out_i, in_i + emb (+ emb)]         */
     ff_tensor_t *b[BMLP_MAX_DEPTH];            /* [out_i]                                      */
+    /* Column views of w[i], rebuilt every forward: wh = w[:, :in_i] (the block input's columns),
+     * we = w[:, in_i:] (the embedding's), each with the matching view of the gradient. They live
+     * here, not on the stack, because the tape's nodes refer to them until the backward pass. */
+    ff_tensor_t  wh[BMLP_MAX_DEPTH], we[BMLP_MAX_DEPTH], gh[BMLP_MAX_DEPTH], ge[BMLP_MAX_DEPTH];
+    ff_tensor_t  t1;                           /* row 0 of a constant t, as [1, 1] (see forward) */
 } bmlp;
+
+/* v = columns [c0, c0 + nc) of the 2-D parameter w (and of its gradient, into gv); borrowed memory. */
+static void col_view(const ff_tensor_t *w, int64_t c0, int64_t nc, ff_tensor_t *v, ff_tensor_t *gv) {
+    *v = *w;
+    v->data = w->data + c0;
+    v->shape[1] = nc;
+    v->storage = NULL;
+    v->node = NULL;
+    v->grad = NULL;
+    if (w->grad && w->grad->data) {
+        *gv = *w->grad;
+        gv->data = w->grad->data + c0 * w->grad->stride[1];
+        gv->shape[1] = nc;
+        gv->storage = NULL;
+        gv->node = NULL;
+        gv->grad = NULL;
+        v->grad = gv;
+    }
+}
 
 static ff_status add_linear(ff_params_t *p, ff_rng_t *rng, const char *name, int64_t out, int64_t in,
                             ff_tensor_t **w, ff_tensor_t **b) {
@@ -111,13 +135,35 @@ static ff_tensor_t *bmlp_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, f
         ff_tensor_t *c = ff_reshape(tp, cond, 3, (int64_t[]){ n, sp->k, sp->cond_channels });
         x = ff_concat(tp, x, ff_reshape(tp, c, 2, (int64_t[]){ n, sp->k * sp->cond_channels }));
     }
-    ff_tensor_t *e = ff_linear(tp, ff_reshape(tp, t, 2, (int64_t[]){ n, 1 }), m->temb_w, m->temb_b);
+    /* Block i computes W_i [h; e] + b_i as h W_h^T + (e W_e^T + b_i) with W_h, W_e column views of
+     * the same parameter W_i: no concatenated copy of h per block. When every row has the same t and
+     * no class embedding (the sampler), e is one row and e W_e^T + b_i one bias vector, computed once
+     * per block and broadcast; gradients are exact in both forms (the broadcast sums over rows). */
+    int one_t = sp->cond_classes <= 0 && n > 0 && t && t->ndim == 1 && t->shape[0] == n && t->data &&
+                ff_tensor_is_contiguous(t) && !t->node && !(t->flags & FF_TENSOR_NEEDS_GRAD);
+    for (int64_t i = 1; one_t && i < n; i++) one_t = t->data[i] == t->data[0];
+    ff_tensor_t *e;
+    if (one_t) {                                  /* t is a constant here: no gradient to route */
+        m->t1 = *t;
+        m->t1.ndim = 2;
+        m->t1.shape[0] = 1; m->t1.shape[1] = 1;
+        m->t1.stride[0] = 1; m->t1.stride[1] = 1;
+        m->t1.grad = NULL;
+        e = ff_linear(tp, &m->t1, m->temb_w, m->temb_b);
+    } else {
+        e = ff_linear(tp, ff_reshape(tp, t, 2, (int64_t[]){ n, 1 }), m->temb_w, m->temb_b);
+    }
     if (sp->cond_classes > 0)
         e = ff_concat(tp, e, ff_reshape(tp, ff_embedding(tp, m->cls, cond), 2, (int64_t[]){ n, m->emb }));
 
     ff_tensor_t *h = x;
     for (int64_t i = 0; i < m->depth; i++) {
-        ff_tensor_t *y = ff_linear(tp, ff_concat(tp, h, e), m->w[i], m->b[i]);
+        const int64_t in_i = m->w[i]->shape[1] - (e ? e->shape[1] : 0), out_i = m->w[i]->shape[0];
+        col_view(m->w[i], 0, in_i, &m->wh[i], &m->gh[i]);
+        col_view(m->w[i], in_i, m->w[i]->shape[1] - in_i, &m->we[i], &m->ge[i]);
+        ff_tensor_t *z = ff_linear(tp, e, &m->we[i], m->b[i]);
+        if (one_t) z = ff_reshape(tp, z, 1, (int64_t[]){ out_i });
+        ff_tensor_t *y = ff_linear(tp, h, &m->wh[i], z);
         if (i == m->depth - 1) { h = y; break; }
         y = ff_leaky_relu(tp, y, m->slope);
         h = (i == 0) ? y : ff_add(tp, h, y);      /* residual on the hidden -> hidden blocks */
