@@ -8,9 +8,9 @@
 --   fisherflow run experiments/toy_dfm.lua --K 20 --geometry linear         (linear-FM baseline)
 --   fisherflow run experiments/toy_dfm.lua --K 40 --steps 4000 --ema 0.999   (sample with EMA weights)
 -- --ema D samples with an exponential moving average of the weights (decay D; 0 = the live weights,
--- the default; 0.999 recommended: K = 40, 12,000 steps, KL 0.0046 against 0.041 live, docs/RESULTS.md); --schedule cosine decays the lr to lr/100 at --steps (default constant). The defaults
--- keep the setting of the first toy rows in docs/RESULTS.md. The .json also holds
--- endpoint diagnostics: the mean and quantile fractions of max_c p_c of the sampled simplex points
+-- the default; 0.999 recommended: K = 40, 12,000 steps, KL 0.0046 against 0.041 live, RESULTS.md);
+-- --schedule cosine decays the lr to lr/100 at --steps (default constant). The defaults keep the
+-- setting of the first toy rows in docs/RESULTS.md. The .json also holds endpoint diagnostics: the mean and quantile fractions of max_c p_c of the sampled simplex points
 -- (1 = at a vertex) and the entropy of the model histogram against the truth's (docs/RESULTS.md).
 --   fisherflow run experiments/toy_dfm.lua --K 20 --checkpoint_every 500 --resume   (rerun after a crash)
 local ff = require "fisherflow"
