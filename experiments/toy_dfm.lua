@@ -10,8 +10,9 @@
 -- --ema D samples with an exponential moving average of the weights (decay D; 0 = the live weights,
 -- the default; 0.999 recommended: K = 40, 12,000 steps, KL 0.0046 against 0.041 live, RESULTS.md);
 -- --schedule cosine decays the lr to lr/100 at --steps (default constant). The defaults keep the
--- setting of the first toy rows in docs/RESULTS.md. The .json also holds endpoint diagnostics: the mean and quantile fractions of max_c p_c of the sampled simplex points
--- (1 = at a vertex) and the entropy of the model histogram against the truth's (docs/RESULTS.md).
+-- setting of the first toy rows in docs/RESULTS.md. The .json also holds endpoint diagnostics: the
+-- mean of max_c p_c over the sampled simplex points and the fractions above 0.5 and 0.99 (1 = at a
+-- vertex), and the entropy of the model histogram against the truth's.
 --   fisherflow run experiments/toy_dfm.lua --K 20 --checkpoint_every 500 --resume   (rerun after a crash)
 local ff = require "fisherflow"
 
