@@ -28,6 +28,13 @@ function T.raises(fn, text)
   end
   return err
 end
+-- A path for a scratch file: inside the directory given as tmp=DIR (ctest gives each suite its own),
+-- created on first use.
+function T.tmp(name)
+  local dir = T.params.tmp or ("/tmp/fisherflow_" .. (T.current or "test"):gsub("%.lua$", ""))
+  os.execute("mkdir -p '" .. dir .. "'")
+  return dir .. "/" .. name
+end
 -- The line number of the caller (to check where errors point).
 function T.line() return debug.getinfo(2, "l").currentline end
 
@@ -55,6 +62,7 @@ for _, c in ipairs(T.cases) do
     if c.name:find(word, 1, true) then selected = true end
   end
   if selected then
+    T.current = c.file
     local ok, err = xpcall(c.fn, function(e)
       return (type(e) == "string" and e or tostring(e)) .. "\n" .. debug.traceback("", 2)
     end)

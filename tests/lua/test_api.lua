@@ -5,11 +5,7 @@ local T  = require "ff_test"
 local ff = require "fisherflow"
 local ffi = require "ffi"
 
-local function tmp(name)
-  local dir = T.params.tmp or "/tmp/fisherflow_test_api"
-  os.execute("mkdir -p '" .. dir .. "'")
-  return dir .. "/" .. name
-end
+local tmp = T.tmp
 
 T.test("ff.tensor from nested tables: shape, values, 1-based access", function()
   local t = ff.tensor{ { 1, 2, 3 }, { 4, 5, 6 } }

@@ -4,11 +4,7 @@
 local T  = require "ff_test"
 local ff = require "fisherflow"
 
-local function tmp(name)
-  local dir = T.params.tmp or "/tmp/fisherflow_test_viz"
-  os.execute("mkdir -p '" .. dir .. "'")
-  return dir .. "/" .. name
-end
+local tmp = T.tmp
 local function png_signature(path)
   local f = io.open(path, "rb"); if not f then return nil end
   local sig = f:read(8); f:close(); return sig
