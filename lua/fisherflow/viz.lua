@@ -171,13 +171,15 @@ function M.install(ff)
     return path
   end
 
-  -- ff.viz.simplex_density(path, { target =, data =, samples =, model =, res = 96, steps = 25,
+  -- ff.viz.simplex_density(path, { target =, data =, samples =, model =, res =, steps = 25,
   --   vmin =, vmax =, title = }, opts) -> path, panels (each { title =, density = [res, res],
   --   vmin =, vmax = }, as drawn). One PNG, one panel per item given, in the order
   -- target | data | samples | model:
   --   target  a [res, res] density on viz's grid (ff.data.smiley_density{}), or function(a, b, c)
   --           returning the density at the simplex point (a, b, c);
-  --   data, samples  points [n, 1, 3] (or [n, 3]), drawn as densities of their res x res histogram;
+  --   res     grid resolution: the target tensor's if one is given, else 96;
+  --   data, samples  points [n, 1, 3] (or [n, 3]), drawn as densities of their res x res histogram
+  --           (points off the simplex are not drawn; the panel title counts them);
   --   model   a flow on S^2_+ (k = 1): its own density through flow:log_prob (`steps` RK4 steps).
   -- All panels share one linear colour scale (vmin = 0, vmax = the 99.5th percentile of the first
   -- panel's values, so one hot cell does not wash out the rest) unless vmin/vmax are given.
@@ -193,21 +195,21 @@ function M.install(ff)
               :format(fn, tostring(key)))
       end
     end
-    local res = t.res or 96
+    local res = t.res or (tensor.is_tensor(t.target) and t.target:size(1)) or 96
     if type(res) ~= "number" or res < 1 or res ~= math.floor(res) then
       raise(fn .. ": res must be a positive integer, got " .. tostring(res))
     end
+    -- -> density grid on viz's grid, and how many points lay off the simplex (not drawn)
     local function hist_density(points, what)
       if not tensor.is_tensor(points) then raise(("%s: %s must be a tensor of points, got %s"):format(fn, what, type(points))) end
-      local n = points:size(1)
-      local pts = points:is_contiguous() and points or points:copy()
-      if pts.ndim == 2 then pts = pts:reshape(n, 1, pts:size(2)) end
-      local h, off = tensor.zeros(res * res), ffi.new("int64_t[1]")
-      if C.ff_simplex_hist(pts, res, h, off) ~= 0 then
-        raise(("%s: %s: %s"):format(fn, what, ffi.string(C.ff_last_error())))
-      end
+      local ok, h, off = pcall(ff.metrics.simplex_hist, points, { bins = res })
+      if not ok then raise(("%s: %s: %s"):format(fn, what, (tostring(h):gsub("^[^:]*:%d+: ", "")))) end
       for i = 0, res * res - 1 do h.data[i] = h.data[i] * 2 * res * res end   -- mass -> density
-      return viz.grid_from_cells(h, res)
+      return viz.grid_from_cells(h, res), off
+    end
+    local function hist_title(label, points, off)
+      return off > 0 and ("%s (%d, %d off the simplex not drawn)"):format(label, points:size(1), off)
+                     or ("%s (%d)"):format(label, points:size(1))
     end
     local panels = {}
     if t.target ~= nil then
@@ -222,22 +224,25 @@ function M.install(ff)
         end
       elseif not tensor.is_tensor(grid) then
         raise(fn .. ": target must be a [res, res] density tensor or a function(a, b, c), got " .. type(grid))
+      elseif grid.ndim ~= 2 or grid:size(1) ~= res or grid:size(2) ~= res then
+        raise(("%s: target is [%s], expected [%d, %d] (res = %d; ff.data.smiley_density{ res = %d })")
+              :format(fn, table.concat(grid:shape(), ", "), res, res, res, res))
       end
       panels[#panels + 1] = { title = "target density", density = grid }
     end
     if t.data ~= nil then
-      local g = hist_density(t.data, "data")
-      panels[#panels + 1] = { title = ("data (%d points)"):format(t.data:size(1)), density = g }
+      local g, off = hist_density(t.data, "data")
+      panels[#panels + 1] = { title = hist_title("data", t.data, off), density = g }
     end
     if t.samples ~= nil then
-      local g = hist_density(t.samples, "samples")
-      panels[#panels + 1] = { title = ("samples (%d)"):format(t.samples:size(1)), density = g }
+      local g, off = hist_density(t.samples, "samples")
+      panels[#panels + 1] = { title = hist_title("samples", t.samples, off), density = g }
     end
     if t.model ~= nil then
       if type(t.model) ~= "table" or type(t.model.density) ~= "function" then
         raise(fn .. ": model must be a flow (ff.flow{...}), got " .. type(t.model))
       end
-      panels[#panels + 1] = { title = "model density (log_prob)", density = t.model:density { res = res, steps = t.steps } }
+      panels[#panels + 1] = { title = "model density (log_prob)", density = t.model:density { res = res, steps = t.steps or 25 } }
     end
     if #panels == 0 then raise(fn .. ": nothing to draw (give target, data, samples or model)") end
     local vmin, vmax = t.vmin or 0, t.vmax

@@ -53,6 +53,21 @@ T.test("target, data, samples and model panels in that order, on one colour scal
   T.eq(fixed[1].vmin, 1, "given vmin"); T.eq(fixed[1].vmax, 30, "given vmax")
 end)
 
+T.test("defaults: res from the target tensor, 25 likelihood steps, off-simplex points counted", function()
+  local target = ff.data.smiley_density { res = 10, m = 16 }
+  local flow = ff.flow{ sphere = { k = 1, d = 2 }, seed = 3,
+                        network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+  local _, panels = ff.viz.simplex_density(T.tmp("defaults.png"), { target = target, model = flow })
+  T.eq(table.concat(panels[2].density:shape(), ","), "10,10", "res taken from the target")
+  local direct = flow:density{ res = 10, steps = 25 }
+  for i = 0, 99 do T.eq(panels[2].density.data[i], direct.data[i], "model panel with 25 steps, cell " .. i) end
+  local pts = ff.data.smiley{ n = 40, seed = 2 }
+  pts.data[0], pts.data[1], pts.data[2] = 0.9, 0.9, -0.8           -- sums to 1 but leaves the simplex
+  local _, p2 = ff.viz.simplex_density(T.tmp("off.png"), { samples = pts, res = 8 })
+  T.ok(p2[1].title:find("1 off the simplex", 1, true), "title counts the dropped point: %s", p2[1].title)
+  T.near(p2[1].density:sum() / (2 * 8 * 8), 1, 1e-4, "density over the points kept")
+end)
+
 T.test("refusals name the field", function()
   local x = ff.data.smiley{ n = 100, seed = 1 }
   local path = tmp("refused.png")
@@ -61,6 +76,8 @@ T.test("refusals name the field", function()
   T.raises(function() ff.viz.simplex_density(path, { data = x, res = 0 }) end, "res must be a positive integer")
   T.raises(function() ff.viz.simplex_density(path, { data = { 1, 2 } }) end, "data must be a tensor")
   T.raises(function() ff.viz.simplex_density(path, { model = 3 }) end, "model must be a flow")
+  T.raises(function() ff.viz.simplex_density(path, { target = ff.zeros(6, 6), res = 8 }) end,
+           "target is [6, 6], expected [8, 8]")
   T.raises(function() ff.viz.simplex_density(path, { target = function() return "x" end, res = 4 }) end,
            "target returned string")
   local k2 = ff.flow{ sphere = { k = 2, d = 2 }, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
