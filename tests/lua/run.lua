@@ -35,6 +35,12 @@ function T.tmp(name)
   os.execute("mkdir -p '" .. dir .. "'")
   return dir .. "/" .. name
 end
+-- A fresh, empty scratch directory (removed and recreated): T.tmp(name) as a directory.
+function T.tmpdir(name)
+  local dir = T.tmp(name)
+  os.execute("rm -rf '" .. dir .. "' && mkdir -p '" .. dir .. "'")
+  return dir
+end
 -- The line number of the caller (to check where errors point).
 function T.line() return debug.getinfo(2, "l").currentline end
 
