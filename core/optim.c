@@ -9,10 +9,7 @@
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
-
-#if defined(__GNUC__) && !defined(__clang__) && !defined(FF_DEBUG_ASSERT)
-#pragma GCC optimize("O3", "no-math-errno", "no-trapping-math")   /* vectorise the update loops (see tape_internal.h) */
-#endif
+#include "vectorize.h"         /* vectorise the update loops */
 
 struct ff_optim {
     ff_params_t    *params;

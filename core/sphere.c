@@ -4,12 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fisherflow/sphere.h"
-
-/* As in the ops files (tape_internal.h): GCC 12's -O2 vectorises only loops without epilogues, and
- * these per-position loops run over d+1 symbols of any length. Neither option changes a result. */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(FF_DEBUG_ASSERT)
-#pragma GCC optimize("O3", "no-math-errno", "no-trapping-math")
-#endif
+#include "vectorize.h"         /* per-position loops over d+1 symbols of any length */
 
 /* ---- shape checks ---------------------------------------------------------------------------- */
 

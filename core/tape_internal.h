@@ -13,11 +13,7 @@
 
 #define FF_INTERNAL __attribute__((visibility("hidden")))
 
-/* The build's -O2 (GCC 12) vectorises only loops without epilogues; the elementwise kernels in
- * ops_*.c and optim.c are memory-bound loops of unknown length, so those files ask for -O3. */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(FF_DEBUG_ASSERT)
-#pragma GCC optimize("O3", "no-math-errno", "no-trapping-math")
-#endif
+#include "vectorize.h"         /* -O3 for every ops_*.c (and tape.c) that includes this */
 
 /* One recorded op. Inputs are kept as tensors (for grad routing and shapes) and as contiguous data
  * (x[i]: the input's own data, or an arena copy when the input was strided). */
