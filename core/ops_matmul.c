@@ -45,7 +45,7 @@ static void save(ff_node_t *n, int64_t M, int64_t K, int64_t O, const matref *x,
 /* y[M,O] = x[M,K] w[O,K]^T + b */
 ff_tensor_t *ff_linear(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b) {
     char s1[96], s2[96], s3[96];
-    if (!ff_op_begin(tp, "ff_linear", b ? 3 : 2, x, w, b)) return NULL;
+    if (!ff_op_begin_ex(tp, "ff_linear", b ? 3 : 2, b ? 3 : 2, 1u << 1, x, w, b)) return NULL;   /* w: see ff_bw_linear */
     if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1])
         return ff_op_fail(tp, FF_ESHAPE, "ff_linear: x [%s], w [%s]: expected x[..,%lld] and w[out,in] with in = x's last dim",
                           FF_SHAPE(x, s1), FF_SHAPE(w, s2), (long long)(x->ndim ? x->shape[x->ndim - 1] : 0));
@@ -80,16 +80,6 @@ ff_tensor_t *ff_linear(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_
     return out;
 }
 
-/* Leading dimension of the gradient buffer gw of w ([O, K]): K, except for a parameter view whose
- * gradient is a column slice of a wider gradient (row stride > K, unit column stride). */
-static int grad_ld(const ff_tensor_t *w, const float *gw, int64_t K) {
-    const ff_tensor_t *g = w->grad;
-    if (!(w->flags & FF_TENSOR_ARENA) && g && gw == g->data && g->ndim == 2 && g->stride[1] == 1 &&
-        g->stride[0] > K)
-        return (int)g->stride[0];
-    return (int)(K > 1 ? K : 1);
-}
-
 void ff_bw_linear(ff_tape_t *tp, ff_node_t *n) {
     const int64_t M = n->i[0], K = n->i[1], O = n->i[2];
     const int ldx = (int)n->i[3], tx = (int)n->i[4], ldw = (int)n->i[5], tw = (int)n->i[6];
@@ -103,9 +93,12 @@ void ff_bw_linear(ff_tape_t *tp, ff_node_t *n) {
                         g, ldg, n->x[1], ldw, beta, gx, ldk);
         else if (beta == 0.0f) memset(gx, 0, (size_t)(M * K) * sizeof(float));
     }
-    float *gw = ff_grad_buf(tp, n->in[1], &beta);          /* dw[O,K] = g^T[O,M] x[M,K] */
+    /* dw[O,K] = g^T[O,M] x[M,K]; w may be a column view of a wider parameter (ff_linear admits a
+     * row-strided weight gradient): its gradient rows are ldgw apart */
+    int64_t ldw_g;
+    float *gw = ff_grad_buf_rows(tp, n->in[1], &beta, &ldw_g);
     if (gw) {
-        const int ldgw = grad_ld(n->in[1], gw, K);
+        const int ldgw = (int)(ldw_g > 1 ? ldw_g : 1);
         if (M > 0 && K > 0 && O > 0)
             cblas_sgemm(CblasRowMajor, CblasTrans, tr(tx), (int)O, (int)K, (int)M, 1.0f,
                         g, ldg, n->x[0], ldx, beta, gw, ldgw);

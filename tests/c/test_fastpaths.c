@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <fisherflow/fisherflow.h>
 #include "ff_test.h"
 
@@ -155,6 +156,80 @@ FF_TEST(bmlp_nograd_constant_t_matches_grad_mode) {
     }
     ff_tensor_free(x); ff_tensor_free(t);
     ff_plugin_free(inst);
+    ff_params_free(P);
+    ff_tape_free(tp);
+}
+
+/* A column view of a parameter as bmlp.c builds one: columns [c0, c0 + nc) of w and of its gradient,
+ * both with w's row stride. */
+static void param_cols(const ff_tensor_t *w, int64_t c0, int64_t nc, ff_tensor_t *v, ff_tensor_t *gv) {
+    *v = *w;
+    v->data = w->data + c0;
+    v->shape[1] = nc;
+    *gv = *w->grad;
+    gv->data = w->grad->data + c0;
+    gv->shape[1] = nc;
+    v->grad = gv;
+}
+
+/* Only ff_linear's backward writes a row-strided weight gradient; every other op writes an input's
+ * gradient as contiguous floats. So a column view of a parameter is refused (naming the op and the
+ * tensor) by any op but as ff_linear's weight, in grad mode or not, and works there. */
+FF_TEST(param_column_view_only_as_linear_weight) {
+    ff_params_t *P = NULL;
+    ff_tape_t *tp = NULL;
+    ff_rng_t rng;
+    ff_rng_seed(&rng, 17);
+    FF_EXPECT(ff_params_new(&P) == FF_OK);
+    FF_EXPECT(ff_params_set_prefix(P, "net.") == FF_OK);
+    FF_EXPECT(ff_tape_new(&tp, 1 << 16) == FF_OK);
+    ff_tensor_t *w = NULL, *x = NULL, *x3 = NULL;
+    FF_EXPECT(ff_params_add(P, "w", 2, (int64_t[]){ 3, 5 }, (ff_param_init){ FF_INIT_UNIFORM, 1.0f }, &rng, &w) == FF_OK);
+    FF_EXPECT(ff_tensor_new2(&x, 4, 2) == FF_OK);
+    FF_EXPECT(ff_tensor_new2(&x3, 3, 2) == FF_OK);
+    if (!w || !x || !x3) goto done;
+    ff_rng_fill_normal(&rng, x, 0, 1);
+    ff_rng_fill_normal(&rng, x3, 0, 1);
+    ff_tensor_t v, gv;
+    param_cols(w, 1, 2, &v, &gv);                       /* [3, 2], rows 5 floats apart */
+
+    for (int grad = 1; grad >= 0; grad--) {
+        ff_tape_set_grad(tp, grad);
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_add(tp, &v, x3) == NULL, "ff_add took a column view");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_add: input 1 [3,2] \"net.w\" needs a gradient");
+        FF_EXPECT(strstr(ff_last_error(), "strides [5,1]") != NULL, "%s", ff_last_error());
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_mul(tp, x3, &v) == NULL, "ff_mul took a column view");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_mul: input 2 [3,2] \"net.w\" needs a gradient");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_matmul(tp, ff_tape_alloc(tp, 2, (int64_t[]){ 2, 3 }), &v) == NULL, "ff_matmul took a column view");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_matmul: input 2 [3,2] \"net.w\" needs a gradient");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_linear(tp, &v, w, NULL) == NULL, "ff_linear took a column view as x");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_linear: input 1 [3,2] \"net.w\"");
+    }
+    ff_tape_set_grad(tp, 1);
+
+    /* as ff_linear's weight: d sum(x v^T) / dv[o, k] = sum_m x[m, k], in w's columns 1..2 only */
+    ff_params_zero_grad(P);
+    ff_tape_reset(tp);
+    ff_tensor_t *y = ff_linear(tp, x, &v, NULL);
+    FF_EXPECT(y != NULL, "%s", ff_last_error());
+    if (y) {
+        for (int m = 0; m < 4; m++)
+            for (int o = 0; o < 3; o++)
+                FF_EXPECT_NEAR(y->data[m * 3 + o], x->data[m * 2] * w->data[o * 5 + 1] + x->data[m * 2 + 1] * w->data[o * 5 + 2], 1e-5);
+        FF_EXPECT(ff_tape_backward(tp, ff_sum_all(tp, y)) == FF_OK, "%s", ff_last_error());
+        for (int o = 0; o < 3; o++)
+            for (int k = 0; k < 5; k++) {
+                double want = 0;
+                if (k == 1 || k == 2) for (int m = 0; m < 4; m++) want += x->data[m * 2 + (k - 1)];
+                FF_EXPECT_NEAR(w->grad->data[o * 5 + k], want, 1e-5);
+            }
+    }
+done:
+    ff_tensor_free(x); ff_tensor_free(x3);
     ff_params_free(P);
     ff_tape_free(tp);
 }
