@@ -1,7 +1,8 @@
 /* test_fastpaths.c — optimised forward paths against their plain reference formulations:
  * bmlp's split block weights (W [h; e] = h W_h^T + (e W_e^T + b) through column views of W, and the
  * one-row embedding when all t are equal) against ff_concat + ff_linear on the full W, outputs and
- * every gradient (x and all parameters); ff_linear's [M, O] bias. */
+ * every gradient (x and all parameters), and the sampler's constant t; ff_linear's [M, O] bias;
+ * a column view of a parameter is refused by every op but as ff_linear's weight. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,39 +123,45 @@ FF_TEST(bmlp_split_weights_equal_concat_reference) {
     compare_case("classes, varying t", 23, (ff_space){ 3, 4, 5, 0 }, 0);
 }
 
-/* No-grad forward (the sampler's mode) with constant t equals the grad-mode output bit for bit:
- * both take the same path. */
-FF_TEST(bmlp_nograd_constant_t_matches_grad_mode) {
-    ff_space sp = { 4, 19, 0, 0 };
+/* The sampler's constant-t fast path against the concat reference. t is built exactly as
+ * core/flow.c's velocity evaluation builds it (grad mode off, an arena tensor from ff_tape_alloc with
+ * every row equal), which is what bmlp's one-row-embedding test must recognise; the reference
+ * computes the embedding of every row and concatenates [h; e] per block. (bmlp exposes no counter of
+ * which path ran; compare_case above covers both paths in grad mode.) */
+FF_TEST(bmlp_sampler_constant_t_equals_concat_reference) {
+    const ff_space sp = { 4, 19, 0, 0 };
+    const int64_t n = 64;
     ff_params_t *P = NULL;
     ff_plugin_inst *inst = NULL;
     ff_tape_t *tp = NULL;
     ff_rng_t rng;
     ff_rng_seed(&rng, 9);
     FF_EXPECT(ff_params_new(&P) == FF_OK);
+    FF_EXPECT(ff_params_set_prefix(P, "net.") == FF_OK);
     FF_EXPECT(ff_tape_new(&tp, 1 << 16) == FF_OK);
     FF_EXPECT(ff_plugin_new(&inst, FF_PLUGIN_NETWORK, "bmlp", NULL, &sp, P, &rng) == FF_OK, "%s", ff_last_error());
-    ff_tensor_t *x = NULL, *t = NULL;
-    FF_EXPECT(ff_tensor_new3(&x, 64, sp.k, sp.d + 1) == FF_OK);
-    FF_EXPECT(ff_tensor_new1(&t, 64) == FF_OK);
+    ff_tensor_t *x = NULL;
+    FF_EXPECT(ff_tensor_new3(&x, n, sp.k, sp.d + 1) == FF_OK);
     ff_rng_fill_normal(&rng, x, 0, 0.3);
-    ff_tensor_fill(t, 0.5f);
     const ff_network_vtable *vt = inst ? inst->desc->vtable : NULL;
-    if (vt) {
+    const float ts[] = { 0.0f, 0.37f, 0.999f };
+    for (int c = 0; vt && c < 3; c++) {
         ff_tape_reset(tp);
-        ff_tensor_t *y1 = vt->forward(inst->state, tp, x, t, NULL);
-        float *keep = malloc(sizeof(float) * (size_t)ff_tensor_numel(x));
-        for (int64_t i = 0; y1 && i < ff_tensor_numel(y1); i++) keep[i] = y1->data[i];
-        ff_tape_reset(tp);
-        ff_tape_set_grad(tp, 0);
-        ff_tensor_t *y2 = vt->forward(inst->state, tp, x, t, NULL);
-        FF_EXPECT(y1 && y2, "%s", ff_last_error());
-        int same = 1;
-        for (int64_t i = 0; y1 && y2 && i < ff_tensor_numel(y2); i++) same &= keep[i] == y2->data[i];
-        FF_EXPECT(same, "no-grad output differs from the grad-mode output");
-        free(keep);
+        ff_tape_set_grad(tp, 0);                                    /* as the sampler */
+        ff_tensor_t *tt = ff_tape_alloc(tp, 1, (int64_t[]){ n });
+        for (int64_t i = 0; tt && i < n; i++) tt->data[i] = ts[c];
+        ff_tensor_t *fast = vt->forward(inst->state, tp, x, tt, NULL);
+        ff_tensor_t *ref = bmlp_reference(tp, P, &sp, x, tt, NULL);
+        FF_EXPECT(ff_tape_status(tp) == FF_OK && fast && ref, "t = %g: %s", (double)ts[c], ff_last_error());
+        if (!fast || !ref) break;
+        FF_EXPECT(ff_tensor_same_shape(fast, ref), "output shape");
+        FF_EXPECT(fast->node == NULL, "grad mode off records nothing");
+        double e = rel_err(fast->data, ref->data, ff_tensor_numel(ref));
+        FF_EXPECT(e < 1e-5, "t = %g: constant-t output differs from the concat reference: rel %.3g",
+                  (double)ts[c], e);
     }
-    ff_tensor_free(x); ff_tensor_free(t);
+    ff_tape_set_grad(tp, 1);
+    ff_tensor_free(x);
     ff_plugin_free(inst);
     ff_params_free(P);
     ff_tape_free(tp);
