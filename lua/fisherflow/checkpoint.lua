@@ -13,6 +13,9 @@ local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
 
+local lr_kinds = { [tonumber(C.FF_LR_CONSTANT)] = "constant", [tonumber(C.FF_LR_COSINE)] = "cosine",
+                   [tonumber(C.FF_LR_WARMUP_LINEAR)] = "warmup_linear", [tonumber(C.FF_LR_WARMUP_COSINE)] = "warmup_cosine" }
+
 -- The flow's settings as plain data (stored in the checkpoint's metadata).
 local function config_of(flow)
   local t, cfg = flow.opts, flow.cfg
@@ -24,6 +27,9 @@ local function config_of(flow)
     optim = { kind = tonumber(cfg.optim.kind) == tonumber(C.FF_OPTIM_SGD) and "sgd" or "adamw",
               lr = cfg.optim.lr, weight_decay = cfg.optim.weight_decay, momentum = cfg.optim.momentum,
               nesterov = cfg.optim.nesterov ~= 0, betas = { cfg.optim.beta1, cfg.optim.beta2 }, eps = cfg.optim.eps },
+    -- the lr schedule (ff.lr.*; constant with base 0 = optim.lr throughout)
+    schedule = { kind = lr_kinds[tonumber(cfg.lr.kind)] or tonumber(cfg.lr.kind), base = cfg.lr.base,
+                 min = cfg.lr.min, warmup = tonumber(cfg.lr.warmup), total = tonumber(cfg.lr.total) },
   }
   for _, kind in ipairs({ "source", "coupler", "network", "decoder" }) do
     local v = t[kind]
@@ -36,12 +42,18 @@ end
 M.config_of = config_of
 
 -- The first setting where two configurations (config_of tables) differ, as "a.b: x vs y", or nil.
+-- A saved configuration without a "schedule" (written before schedules were recorded) is compared
+-- without it: what schedule that run used is unknown.
 local function config_diff(a, b, prefix)
   local keys = {}
   for k in pairs(type(a) == "table" and a or {}) do keys[k] = true end
   for k in pairs(type(b) == "table" and b or {}) do keys[k] = true end
   local names = {}
-  for k in pairs(keys) do if k ~= "run" or prefix then names[#names + 1] = k end end
+  for k in pairs(keys) do
+    if prefix or (k ~= "run" and (k ~= "schedule" or (type(a) == "table" and a.schedule ~= nil))) then
+      names[#names + 1] = k
+    end
+  end
   table.sort(names, function(x, y) return tostring(x) < tostring(y) end)
   for _, k in ipairs(names) do
     local x, y = a and a[k], b and b[k]
@@ -56,30 +68,51 @@ local function config_diff(a, b, prefix)
   return nil
 end
 
--- ff.checkpoint.resume(flow, path) -> run, step if path exists (flow:load'ed), nil otherwise.
--- A checkpoint saved by a flow of other settings (seed, optimiser, plugins and their options...) is
--- refused: resuming it would silently continue another run.
-function M.resume(flow, path)
+-- A checkpoint's metadata, read once: config (the decoded settings table, or nil when there is none
+-- or it is not JSON), its JSON text, the library version that wrote it, and the step.
+local function read_config(path)
+  local cj, ver, step = ffi.new("char *[1]"), ffi.new("char *[1]"), ffi.new("int64_t[1]")
+  check(C.ff_checkpoint_read_meta(path, cj, ver, step))
+  local text = cj[0] ~= nil and ffi.string(cj[0]) or nil
+  local version = ver[0] ~= nil and ffi.string(ver[0]) or nil
+  C.ff_checkpoint_free_string(cj[0]); C.ff_checkpoint_free_string(ver[0])
+  local ok, config = pcall(json.decode, text or "null")
+  if not ok or type(config) ~= "table" then config = nil end
+  return config, tonumber(step[0]), text, version
+end
+
+-- Loads path into flow (its metadata already read as config): -> run table ({} if none).
+local function load_with(flow, path, config)
+  check(C.ff_checkpoint_load(flow.ptr, path))
+  return config and type(config.run) == "table" and config.run or {}
+end
+
+-- The resume check and load, with the caller's name in the messages (who) and, for flow:fit, the
+-- run's total step count (total): a checkpoint of other settings or past `total` is refused before
+-- anything is loaded, so the flow is untouched. The file's metadata is read once.
+local function resume(flow, path, who, total)
   if type(path) ~= "string" or path == "" then
-    raise("ff.checkpoint.resume: path must be a non-empty string, got " .. tostring(path))
+    raise(who .. ": path must be a non-empty string, got " .. tostring(path))
   end
   local f = io.open(path, "rb")
   if not f then return nil end
   f:close()
-  local cj = ffi.new("char *[1]")
-  check(C.ff_checkpoint_read_meta(path, cj, nil, nil))
-  if cj[0] ~= nil then
-    local text = ffi.string(cj[0])
-    C.ff_checkpoint_free_string(cj[0])
-    local ok, saved = pcall(json.decode, text)
-    local d = ok and type(saved) == "table" and config_diff(saved, json.decode(json.encode(config_of(flow))))
-    if d then
-      raise(("ff.checkpoint.resume: %s was saved by a flow with other settings (%s, saved vs this flow); resume with the same settings, or flow:load it to continue deliberately"):format(path, d))
-    end
+  local saved, step = read_config(path)
+  local d = saved and config_diff(saved, json.decode(json.encode(config_of(flow))))
+  if d then
+    raise(("%s: %s was saved by a flow with other settings (%s, saved vs this flow); resume with the same settings, or flow:load it to continue deliberately"):format(who, path, d))
   end
-  local _, run = flow:load(path)
-  return run, flow:steps()
+  if total and step > total then
+    raise(("%s: %s is at step %d, past steps = %d (with resume, steps is the run's total)"):format(who, path, step, total))
+  end
+  return load_with(flow, path, saved), flow:steps()
 end
+M.resume_fit = function(flow, path, total) return resume(flow, path, "flow:fit: resume", total) end
+
+-- ff.checkpoint.resume(flow, path) -> run, step if path exists (loaded into flow), nil otherwise.
+-- A checkpoint saved by a flow of other settings (seed, optimiser, lr schedule, plugins and their
+-- options...) is refused: resuming it would silently continue another run.
+function M.resume(flow, path) return resume(flow, path, "ff.checkpoint.resume") end
 
 -- ff.checkpoint.open_log(path, step) -> an ff.log stream for a run continuing after `step`:
 -- step 0 starts a new file; otherwise the records of the existing file with a "step" above `step`
@@ -120,15 +153,27 @@ function M.set_rng_state(r, st)
   if type(st) ~= "table" or type(st.s) ~= "table" or #st.s ~= 4 then
     raise("ff.checkpoint.set_rng_state: expects the table of ff.checkpoint.rng_state")
   end
+  local words, zero = {}, true
   for i = 1, 4 do
     local h = st.s[i]
     if type(h) ~= "string" or not h:match("^%x+$") or #h ~= 16 then
       raise(("ff.checkpoint.set_rng_state: word %d is not 16 hex digits: %s"):format(i, tostring(h)))
     end
-    r.s[i - 1] = bit.bor(bit.lshift(ffi.cast("uint64_t", tonumber(h:sub(1, 8), 16)), 32),
-                         ffi.cast("uint64_t", tonumber(h:sub(9), 16)))
+    words[i] = bit.bor(bit.lshift(ffi.cast("uint64_t", tonumber(h:sub(1, 8), 16)), 32),
+                       ffi.cast("uint64_t", tonumber(h:sub(9), 16)))
+    if words[i] ~= 0ULL then zero = false end
   end
-  r.spare_normal, r.has_spare = st.spare_normal or 0, st.has_spare or 0
+  -- the checks of the C checkpoint loader (checkpoint.c): xoshiro256 never leaves the all-zero state
+  if zero then raise("ff.checkpoint.set_rng_state: the state words are all zero (not a xoshiro256 state)") end
+  local has_spare, spare = st.has_spare or 0, st.spare_normal or 0
+  if has_spare ~= 0 and has_spare ~= 1 then
+    raise("ff.checkpoint.set_rng_state: has_spare must be 0 or 1, got " .. tostring(has_spare))
+  end
+  if type(spare) ~= "number" then
+    raise("ff.checkpoint.set_rng_state: spare_normal must be a number, got " .. type(spare))
+  end
+  for i = 1, 4 do r.s[i - 1] = words[i] end
+  r.spare_normal, r.has_spare = spare, has_spare
   return r
 end
 
@@ -152,30 +197,15 @@ function M.install(ff)
   function Flow:load(path)
     if type(path) ~= "string" then raise("flow:load: path must be a string, got " .. type(path)) end
     check(C.ff_checkpoint_load(self.ptr, path))
-    local run = {}
-    local cj = ffi.new("char *[1]")
-    if C.ff_checkpoint_read_meta(path, cj, nil, nil) == 0 and cj[0] ~= nil then
-      local text = ffi.string(cj[0])
-      C.ff_checkpoint_free_string(cj[0])
-      local ok, c = pcall(json.decode, text)
-      if ok and type(c) == "table" and type(c.run) == "table" then run = c.run end
-    end
-    return self, run
+    local config = read_config(path)
+    return self, config and type(config.run) == "table" and config.run or {}
   end
 
   ff.checkpoint = {}
   -- ff.checkpoint.meta(path) -> { config = table|nil, version = "0.1.0", step = n }
   function ff.checkpoint.meta(path)
-    local cj, ver = ffi.new("char *[1]"), ffi.new("char *[1]")
-    local step = ffi.new("int64_t[1]")
-    check(C.ff_checkpoint_read_meta(path, cj, ver, step))
-    local config = cj[0] ~= nil and ffi.string(cj[0]) or nil
-    local version = ver[0] ~= nil and ffi.string(ver[0]) or nil
-    C.ff_checkpoint_free_string(cj[0]); C.ff_checkpoint_free_string(ver[0])
-    local ok, decoded = pcall(json.decode, config or "null")
-    local c = ok and decoded ~= json.null and decoded or nil
-    return { config = c, config_json = config, run = type(c) == "table" and c.run or nil,
-             version = version, step = tonumber(step[0]) }
+    local c, step, text, version = read_config(path)
+    return { config = c, config_json = text, run = c and c.run or nil, version = version, step = step }
   end
 
   ff.checkpoint.resume, ff.checkpoint.open_log = M.resume, M.open_log
@@ -195,6 +225,10 @@ function M.install(ff)
       t.optim = ff.optim.sgd{ lr = o.lr, weight_decay = o.weight_decay, momentum = o.momentum, nesterov = o.nesterov }
     else
       t.optim = ff.optim.adamw{ lr = o.lr, weight_decay = o.weight_decay, betas = o.betas, eps = o.eps }
+    end
+    local sc = c.schedule
+    if type(sc) == "table" and ff.lr[sc.kind] and not (sc.kind == "constant" and sc.base == 0) then
+      t.schedule = ff.lr[sc.kind]{ base = sc.base, min = sc.min, warmup = sc.warmup, total = sc.total }
     end
     for _, kind in ipairs({ "source", "coupler", "network", "decoder" }) do
       local p = c[kind]

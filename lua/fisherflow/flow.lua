@@ -253,13 +253,16 @@ local fit_options = {
 --   resume = true (needs checkpoint): if path exists, flow:load(path) first. `steps` is then the
 --     TOTAL step count of the run: the call runs steps - flow:steps() more (none if the run is
 --     complete; an error if the checkpoint is past `steps`), whether or not the file existed; a file
---     saved by a flow of other settings is refused (ff.checkpoint.resume). The
+--     saved by a flow of other settings is refused (ff.checkpoint.resume). Both refusals come
+--     before the file is loaded: the flow is untouched. The
 --     log (a path) then continues the file: records past the checkpoint's step, written by the run
 --     that died, are dropped and the rest appended to. Log windows count the flow's steps, so a
 --     resumed run logs the same records as an uninterrupted one, bit for bit except timings.
 -- A step refused for NaN/Inf (FF_ENUMERIC: loss or gradient not finite) raises the C message (it
 -- names the step) followed by the last good checkpoint: the latest one this call wrote, or the one
 -- it resumed from, or a note that none was written. The flow keeps its last good parameters.
+-- Any error that ends the loop (C status, callback, Lua plugin, save) closes the log fit opened and
+-- finishes the bar before it propagates, with its message and position unchanged.
 function Flow:fit(data, opts)
   opts = opts or {}
   if type(opts) ~= "table" then raise("flow:fit: options must be a table, got " .. type(opts)) end
@@ -311,11 +314,12 @@ function Flow:fit(data, opts)
   -- resume: load the checkpoint if there is one; `steps` becomes the run's total
   local run, good = nil, nil          -- good: the last good checkpoint { path =, step =, how = }
   if resume then
-    run = require("fisherflow.checkpoint").resume(self, ckpt)
+    -- refused before loading (other settings, or past `steps`): the flow stays untouched
+    run = require("fisherflow.checkpoint").resume_fit(self, ckpt, steps)
     if run then good = { path = ckpt, step = self:steps(), how = "the one this run resumed from" } end
-    if self:steps() > steps then
-      raise(("flow:fit: resume: %s is at step %d, past steps = %d (with resume, steps is the run's total)"):format(
-        ckpt, self:steps(), steps))
+    if self:steps() > steps then   -- a file-less resume of a flow trained before this call
+      raise(("flow:fit: resume: the flow is at step %d, past steps = %d (with resume, steps is the run's total)"):format(
+        self:steps(), steps))
     end
   end
   run = run or {}
@@ -343,45 +347,57 @@ function Flow:fit(data, opts)
                       window = { loss = win_loss, grad_norm = win_gn, n = win_n } })
     good = { path = ckpt, step = self:steps(), how = "written by this run" }
   end
+  -- closes the log stream fit opened (which also stops ff.log.default pointing at it) and
+  -- finishes the bar, whichever way the loop ends (a Lua error from a callback, a Lua plugin or a
+  -- save included)
   local function finish()
-    if bar then bar:finish() end
+    if bar then bar:finish(); bar = nil end
     if stream and type(opts.log) == "string" then stream:close() end
   end
-  for i = 1, todo do
-    local xb, cb = gather(self, data, cond, batch)
-    local st = step_status(self, xb, nil, cb)
-    if st ~= 0 then
-      local msg = ffi.string(C.ff_last_error())
-      finish()
-      if st == C.FF_ENUMERIC then
-        if good then
-          msg = ("%s; last good checkpoint: %s (step %d, %s)"):format(msg, good.path, good.step, good.how)
-        elseif ckpt then
-          msg = ("%s; no checkpoint written yet in this run (%s: every %s, and at the end)"):format(msg, ckpt,
-            ck_every > 0 and (ck_every .. " steps") or "never")
-        else
-          msg = msg .. "; no checkpoint (flow:fit without checkpoint = path)"
+  local function loop()
+    for i = 1, todo do
+      local xb, cb = gather(self, data, cond, batch)
+      local st = step_status(self, xb, nil, cb)
+      if st ~= 0 then
+        local msg = ffi.string(C.ff_last_error())
+        if st == C.FF_ENUMERIC then
+          if good then
+            msg = ("%s; last good checkpoint: %s (step %d, %s)"):format(msg, good.path, good.step, good.how)
+          elseif ckpt then
+            msg = ("%s; no checkpoint written yet in this run (%s: %s)"):format(msg, ckpt,
+              ck_every > 0 and ("every " .. ck_every .. " steps, and at the end") or "only at the end")
+          else
+            msg = msg .. "; no checkpoint (flow:fit without checkpoint = path)"
+          end
         end
+        raise(msg)
       end
-      raise(msg)
+      local s = stats_of(self.stats)
+      if s.step == 1 then hist.loss_first = s.loss end
+      hist.loss[i], hist.grad_norm[i], hist.lr[i] = s.loss, s.grad_norm, s.lr
+      win_loss, win_gn, win_n = win_loss + s.loss, win_gn + s.grad_norm, win_n + 1
+      local g = base + i
+      if g % every == 0 or g == total then
+        local rec = { step = s.step, loss = win_loss / win_n, grad_norm = win_gn / win_n, lr = s.lr,
+                      ms = s.ms, elapsed = t_before + util.now() - t0 }
+        if stream then stream:write(rec) end
+        if bar then bar:update(g, { loss = rec.loss }) end
+        win_loss, win_gn, win_n = 0, 0, 0
+      end
+      if opts.callback then opts.callback(i, s) end  -- before the save: a kill in between re-runs the step
+      if ckpt and ck_every > 0 and s.step % ck_every == 0 and i < todo then save() end
     end
-    local s = stats_of(self.stats)
-    if s.step == 1 then hist.loss_first = s.loss end
-    hist.loss[i], hist.grad_norm[i], hist.lr[i] = s.loss, s.grad_norm, s.lr
-    win_loss, win_gn, win_n = win_loss + s.loss, win_gn + s.grad_norm, win_n + 1
-    local g = base + i
-    if g % every == 0 or g == total then
-      local rec = { step = s.step, loss = win_loss / win_n, grad_norm = win_gn / win_n, lr = s.lr,
-                    ms = s.ms, elapsed = t_before + util.now() - t0 }
-      if stream then stream:write(rec) end
-      if bar then bar:update(g, { loss = rec.loss }) end
-      win_loss, win_gn, win_n = 0, 0, 0
-    end
-    if opts.callback then opts.callback(i, s) end  -- before the save: a kill in between re-runs the step
-    if ckpt and ck_every > 0 and s.step % ck_every == 0 and i < todo then save() end
+    if ckpt then save() end
   end
-  if ckpt then save() end
+  -- A Lua error that ends the loop (callback, Lua plugin, a failed save...) keeps its message and
+  -- position (computed where it was raised: the user's line). When fit holds something to release
+  -- (the log file it opened, the progress bar) the error is caught, the stream closed and the bar
+  -- finished, and it is raised again (its traceback then starts here); otherwise it propagates
+  -- untouched, with its whole traceback.
+  local ok, err = true, nil
+  if bar or (stream and type(opts.log) == "string") then ok, err = pcall(loop) else loop() end
   finish()
+  if not ok then error(err, 0) end
   hist.seconds = util.now() - t0
   return hist
 end

@@ -5,11 +5,7 @@
 local T  = require "ff_test"
 local ff = require "fisherflow"
 
-local function tmp(name)
-  local dir = (T.params.tmp or "/tmp/fisherflow_test_fit_checkpoint") .. "/" .. name
-  os.execute("rm -rf '" .. dir .. "' && mkdir -p '" .. dir .. "'")
-  return dir
-end
+local tmp = T.tmpdir                                  -- a fresh empty directory
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
@@ -17,8 +13,8 @@ local function exists(path)
 end
 
 local data = ff.random.dirichlet(ff.rng(5), { 1000, 1, 3 }, { 8, 1, 1 })
-local function new_flow(lr)
-  return ff.flow{ k = 1, d = 2, seed = 9, ema = 0.9,
+local function new_flow(lr, schedule)
+  return ff.flow{ k = 1, d = 2, seed = 9, ema = 0.9, schedule = schedule,
                   network = ff.plugin("network", "bmlp", { hidden = 16, depth = 2 }),
                   optim = ff.optim.adamw{ lr = lr or 2e-3, weight_decay = 0 } }
 end
@@ -63,9 +59,13 @@ T.test("fit resume: continues to the total step count, bit for bit, log continue
   local c = new_flow()
   local hc = c:fit(data, { steps = 30, batch = 32, progress = false, checkpoint = ck, resume = true })
   T.eq(#hc.loss, 0, "nothing left to run"); T.eq(c:steps(), 30, "steps of the complete run")
+  local d = new_flow()
+  local w0 = table.concat(d:param(d:params()[1].name):values(), ",")
   T.raises(function()
-    new_flow():fit(data, { steps = 20, batch = 32, progress = false, checkpoint = ck, resume = true })
-  end, "is at step 30, past steps = 20")
+    d:fit(data, { steps = 20, batch = 32, progress = false, checkpoint = ck, resume = true })
+  end, "flow:fit: resume: " .. ck .. " is at step 30, past steps = 20")
+  T.eq(d:steps(), 0, "a checkpoint past steps is refused before it is loaded")
+  T.eq(table.concat(d:param(d:params()[1].name):values(), ","), w0, "parameters untouched")
 end)
 
 T.test("fit checkpoint: saved at the end, and every N flow steps", function()
@@ -146,7 +146,13 @@ T.test("fit: a NaN step names the step and the last good checkpoint", function()
     new_flow(1e30):fit(data, { steps = 10, batch = 32, progress = false, checkpoint = dir .. "/later.safetensors",
                                checkpoint_every = 5 })
   end, "ff_flow_step: step 2:")
-  T.ok(err:find("no checkpoint written yet in this run", 1, true), "none written: %s", err)
+  T.ok(err:find("no checkpoint written yet in this run (" .. dir .. "/later.safetensors: every 5 steps, and at the end)", 1, true),
+       "none written: %s", err)
+  err = T.raises(function()
+    new_flow(1e30):fit(data, { steps = 10, batch = 32, progress = false, checkpoint = dir .. "/end.safetensors" })
+  end, "ff_flow_step: step 2:")
+  T.ok(err:find("no checkpoint written yet in this run (" .. dir .. "/end.safetensors: only at the end)", 1, true),
+       "checkpoint_every = 0: %s", err)
   T.ok(not exists(dir .. "/later.safetensors"), "nothing written after the failure")
   T.raises(function() new_flow(1e30):fit(data, { steps = 10, batch = 32, progress = false }) end,
            "; no checkpoint (flow:fit without checkpoint = path)")
@@ -167,6 +173,17 @@ T.test("checkpoint helpers: run table, rng state, continued log", function()
   for i = 1, 10 do T.eq(r2:normal(), r:normal(), "normal draw " .. i) end
   for i = 1, 10 do T.eq(r2:uniform(), r:uniform(), "uniform draw " .. i) end
   T.raises(function() ff.checkpoint.set_rng_state(ff.rng(1), { s = { "xyz" } }) end, "set_rng_state")
+  -- states the C checkpoint loader refuses are refused here too, and leave the stream as it was
+  local zero = ("0"):rep(16)
+  local r3 = ff.rng(7)
+  local before = ff.checkpoint.rng_state(r3)
+  T.raises(function() ff.checkpoint.set_rng_state(r3, { s = { zero, zero, zero, zero } }) end,
+           "ff.checkpoint.set_rng_state: the state words are all zero")
+  T.raises(function() ff.checkpoint.set_rng_state(r3, { s = run.draws.s, has_spare = 2 }) end,
+           "ff.checkpoint.set_rng_state: has_spare must be 0 or 1, got 2")
+  T.raises(function() ff.checkpoint.set_rng_state(r3, { s = run.draws.s, has_spare = 1, spare_normal = "x" }) end,
+           "ff.checkpoint.set_rng_state: spare_normal must be a number")
+  T.eq(table.concat(ff.checkpoint.rng_state(r3).s, ","), table.concat(before.s, ","), "refused state not applied")
   T.eq(select(2, new_flow():load(f:save(dir .. "/plain.safetensors"))).note, nil, "no run table: {}")
   local lg = dir .. "/l.jsonl"
   local s = ff.log.open(lg)
@@ -221,3 +238,77 @@ T.test("fit resume: a checkpoint of other settings is refused, not continued", f
   g:fit(data, { steps = 6, batch = 32, progress = false, checkpoint = ck, resume = true })
   T.eq(g:steps(), 6, "same settings resume")
 end)
+
+T.test("fit resume: a checkpoint of another lr schedule is refused, naming the field", function()
+  local dir = tmp("schedule")
+  local ck = dir .. "/s.safetensors"
+  local function cosine(total) return ff.lr.cosine{ base = 2e-3, total = total, min = 1e-5 } end
+  new_flow(nil, cosine(100)):fit(data, { steps = 4, batch = 32, progress = false, checkpoint = ck })
+  local f = new_flow(nil, cosine(20))
+  T.raises(function() f:fit(data, { steps = 8, batch = 32, progress = false, checkpoint = ck, resume = true }) end,
+           "was saved by a flow with other settings (schedule.total: 100 vs 20")
+  T.eq(f:steps(), 0, "untouched")
+  T.raises(function() ff.checkpoint.resume(new_flow(), ck) end, "other settings (schedule.")
+  T.raises(function() ff.checkpoint.resume(new_flow(nil, ff.lr.warmup_cosine{ base = 2e-3, total = 100, min = 1e-5 }), ck) end,
+           'other settings (schedule.kind: "cosine" vs "warmup_cosine"')
+  local g = new_flow(nil, cosine(100))
+  local h = g:fit(data, { steps = 8, batch = 32, progress = false, checkpoint = ck, resume = true })
+  T.eq(h.start, 4, "same schedule resumes"); T.eq(g:steps(), 8, "to the total")
+  -- ff.checkpoint.flow rebuilds the schedule: the rebuilt flow continues with the same learning rates
+  local ref = new_flow(nil, cosine(100))
+  local href = ref:fit(data, { steps = 12, batch = 32, progress = false })
+  local r = ff.checkpoint.flow(ck)
+  local hr = r:fit(data, { steps = 12, batch = 32, progress = false, checkpoint = ck, resume = true })
+  for i = 1, 4 do T.eq(hr.lr[i], href.lr[8 + i], "lr of step " .. (8 + i)) end
+  -- a checkpoint written before the schedule was recorded (no "schedule" in its settings) resumes
+  local core, json = require "fisherflow.core", require "fisherflow.json"
+  local old = new_flow(nil, cosine(100))
+  old:fit(data, { steps = 3, batch = 32, progress = false })
+  local config = require("fisherflow.checkpoint").config_of(old)
+  config.schedule = nil
+  core.check(core.C.ff_checkpoint_save(old.ptr, dir .. "/old.safetensors", json.encode(config)))
+  local run, step = ff.checkpoint.resume(new_flow(nil, cosine(100)), dir .. "/old.safetensors")
+  T.eq(step, 3, "an older checkpoint without a schedule resumes"); T.eq(type(run), "table", "run table")
+end)
+
+T.test("fit: a Lua error in the loop closes the log and finishes the progress bar first", function()
+  local dir = tmp("lua_error")
+  if ff.log.default then ff.log.default:close() end
+  local progress = require "fisherflow.progress"
+  local new, bars = progress.new, {}
+  progress.new = function(o)
+    o.out = { write = function() end, flush = function() end }
+    local b = new(o); bars[#bars + 1] = b; return b
+  end
+  local lg = dir .. "/e.jsonl"
+  local line = T.line() + 4
+  local ok, err = pcall(function()
+    new_flow():fit(data, { steps = 10, batch = 32, progress = true, log = lg, log_every = 1,
+                           checkpoint = dir .. "/e.safetensors", checkpoint_every = 2,
+                           callback = function(i) if i == 5 then error("stopped at 5") end end })
+  end)
+  progress.new = new
+  T.ok(not ok, "the callback's error is raised")
+  T.ok(err:find(":" .. line .. ": stopped at 5", 1, true), "original message at the user's line %d: %s", line, err)
+  T.eq(ff.log.default, nil, "log.default no longer points at fit's stream")
+  T.eq(#bars, 1, "one bar"); T.ok(bars[1].done_, "progress bar finished")
+  T.eq(#ff.log.read(lg), 5, "records of steps 1..5")
+  T.eq(ff.checkpoint.meta(dir .. "/e.safetensors").step, 4, "no save after the error")
+  -- an error from a Lua source plugin (raised inside the step) closes the stream too
+  local src = ff.source.lua{ name = "boom", sample = function() error("source broke") end }
+  local f = ff.flow{ k = 1, d = 2, seed = 9, source = src, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+  T.raises(function() f:fit(data, { steps = 3, batch = 8, progress = false, log = dir .. "/s.jsonl" }) end, "source broke")
+  T.eq(ff.log.default, nil, "closed after a plugin error")
+  -- the checks that refuse a call before any step still point at the caller's line
+  line = T.line() + 1
+  err = T.raises(function() f:fit(data, { steps = 1, batch = 0 }) end, "flow:fit: batch must be a positive integer")
+  T.ok(err:find(":" .. line .. ":", 1, true), "at line %d: %s", line, err)
+end)
+
+T.test("runner: T.tmpdir gives a fresh empty directory", function()
+  local dir = T.tmpdir("fresh_dir")
+  local f = assert(io.open(dir .. "/x", "wb")); f:write("x"); f:close()
+  T.eq(T.tmpdir("fresh_dir"), dir, "same path")
+  T.ok(io.open(dir .. "/x", "rb") == nil, "emptied")
+end)
+
