@@ -35,6 +35,9 @@ local arg = ff.args {
 ff.seed(arg.seed)
 local k, K = 4, arg.K
 if arg.schedule ~= "constant" and arg.schedule ~= "cosine" then error("--schedule must be constant or cosine", 0) end
+if arg.resume and arg.checkpoint_every <= 0 then   -- as flow:fit's "resume needs checkpoint = path"
+  error("--resume needs --checkpoint_every > 0 (without it no checkpoint is ever written to resume from)", 0)
+end
 local source = arg.source ~= "auto" and arg.source or (arg.geometry == "sphere" and "uniform_sphere" or "dirichlet")
 
 local truth = ff.data.toy_categorical { k = k, K = K, seed = arg.seed }   -- [4, K], rows sum to 1

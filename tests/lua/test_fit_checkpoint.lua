@@ -312,3 +312,17 @@ T.test("runner: T.tmpdir gives a fresh empty directory", function()
   T.ok(io.open(dir .. "/x", "rb") == nil, "emptied")
 end)
 
+T.test("toy_dfm: --resume without --checkpoint_every is refused before training", function()
+  local root = (package.loaded["fisherflow.script"].path:match("^(.*)/tests/lua/[^/]*$")) or "."
+  local ffi = require "ffi"
+  pcall(ffi.cdef, "int getpid(void);")
+  local rl = io.popen("readlink /proc/" .. ffi.C.getpid() .. "/exe")   -- this runner
+  local exe = rl:read("*l"); rl:close()
+  local out = T.tmpdir("toy") .. "/toy"
+  local p = io.popen(("'%s' run '%s/experiments/toy_dfm.lua' --K 3 --steps 2 --samples 16 --resume --out '%s' 2>&1; echo \"rc=$?\""):format(
+    exe, root, out))
+  local text = p:read("*a"); p:close()
+  T.ok(not text:find("rc=0", 1, true), "refused: %s", text)
+  T.ok(text:find("--resume needs --checkpoint_every > 0", 1, true), "message: %s", text)
+  T.ok(io.open(out .. ".jsonl", "rb") == nil, "nothing trained or logged")
+end)
