@@ -30,14 +30,15 @@ typedef struct bmlp {
     ff_tensor_t *cls;                          /* [cond_classes, emb] or NULL                  */
     ff_tensor_t *w[BMLP_MAX_DEPTH];            /* block i: [out_i, in_i + emb (+ emb)]         */
     ff_tensor_t *b[BMLP_MAX_DEPTH];            /* [out_i]                                      */
-    /* Column views of w[i], rebuilt every forward: wh = w[:, :in_i] (the block input's columns),
-     * we = w[:, in_i:] (the embedding's), each with the matching view of the gradient. They live
-     * here, not on the stack, because the tape's nodes refer to them until the backward pass. */
+    /* Column views of w[i] (see block_views): wh = w[:, :in_i] (the block input's columns), we =
+     * w[:, in_i:] (the embedding's), each with the matching view of the gradient (gh, ge). */
     ff_tensor_t  wh[BMLP_MAX_DEPTH], we[BMLP_MAX_DEPTH], gh[BMLP_MAX_DEPTH], ge[BMLP_MAX_DEPTH];
     ff_tensor_t  t1;                           /* row 0 of a constant t, as [1, 1] (see forward) */
 } bmlp;
 
-/* v = columns [c0, c0 + nc) of the 2-D parameter w (and of its gradient, into gv); borrowed memory. */
+/* v = columns [c0, c0 + nc) of the 2-D parameter w, with gv the same columns of its gradient as
+ * v->grad: borrowed headers at w's row stride. ff_linear takes such a view as its weight and writes
+ * the gradient into those columns of w's; every other op refuses it (core/tape.c, check_input). */
 static void col_view(const ff_tensor_t *w, int64_t c0, int64_t nc, ff_tensor_t *v, ff_tensor_t *gv) {
     *v = *w;
     v->data = w->data + c0;
@@ -53,6 +54,21 @@ static void col_view(const ff_tensor_t *w, int64_t c0, int64_t nc, ff_tensor_t *
         gv->node = NULL;
         gv->grad = NULL;
         v->grad = gv;
+    }
+}
+
+/* Builds every block's column views, at the start of each forward. Not once in create: the registry
+ * keeps all parameters in one block that ff_params_add reallocs as it grows (params.c, reserve), so
+ * data pointers read during create go stale when a later parameter is added (the next block here, or
+ * another component sharing the registry); the parameter headers follow the block, these copies do
+ * not. They live in the state, not on the stack, because the tape's nodes point at them until the
+ * backward pass. */
+static void block_views(bmlp *m) {
+    const int64_t extra = m->emb * (m->space.cond_classes > 0 ? 2 : 1);   /* embedding columns */
+    for (int64_t i = 0; i < m->depth; i++) {
+        const int64_t cols = m->w[i]->shape[1];
+        col_view(m->w[i], 0, cols - extra, &m->wh[i], &m->gh[i]);
+        col_view(m->w[i], cols - extra, extra, &m->we[i], &m->ge[i]);
     }
 }
 
@@ -143,7 +159,8 @@ static ff_tensor_t *bmlp_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, f
                 ff_tensor_is_contiguous(t) && !t->node && !(t->flags & FF_TENSOR_NEEDS_GRAD);
     for (int64_t i = 1; one_t && i < n; i++) one_t = t->data[i] == t->data[0];
     ff_tensor_t *e;
-    if (one_t) {                                  /* t is a constant here: no gradient to route */
+    if (one_t) {          /* t is a constant here: no gradient to route. A header over row 0 (no
+                           * op keeps one row of [n]); in the state, as the block views are. */
         m->t1 = *t;
         m->t1.ndim = 2;
         m->t1.shape[0] = 1; m->t1.shape[1] = 1;
@@ -156,13 +173,11 @@ static ff_tensor_t *bmlp_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, f
     if (sp->cond_classes > 0)
         e = ff_concat(tp, e, ff_reshape(tp, ff_embedding(tp, m->cls, cond), 2, (int64_t[]){ n, m->emb }));
 
+    block_views(m);
     ff_tensor_t *h = x;
     for (int64_t i = 0; i < m->depth; i++) {
-        const int64_t in_i = m->w[i]->shape[1] - (e ? e->shape[1] : 0), out_i = m->w[i]->shape[0];
-        col_view(m->w[i], 0, in_i, &m->wh[i], &m->gh[i]);
-        col_view(m->w[i], in_i, m->w[i]->shape[1] - in_i, &m->we[i], &m->ge[i]);
         ff_tensor_t *z = ff_linear(tp, e, &m->we[i], m->b[i]);
-        if (one_t) z = ff_reshape(tp, z, 1, (int64_t[]){ out_i });
+        if (one_t) z = ff_reshape(tp, z, 1, (int64_t[]){ m->w[i]->shape[0] });
         ff_tensor_t *y = ff_linear(tp, h, &m->wh[i], z);
         if (i == m->depth - 1) { h = y; break; }
         y = ff_leaky_relu(tp, y, m->slope);
