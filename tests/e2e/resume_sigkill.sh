@@ -101,7 +101,11 @@ local flow = ff.flow {
   seed    = 11,
 }
 -- the per-step log continues (appends) when there is a checkpoint to resume from
-local resuming = arg.ckpt ~= "" and io.open(arg.ckpt, "rb") ~= nil
+local resuming = false
+if arg.ckpt ~= "" then
+  local f = io.open(arg.ckpt, "rb")
+  if f then f:close(); resuming = true end
+end
 local log = assert(io.open(arg.log, resuming and "a" or "w"))
 local opts = { steps = arg.steps, batch = 128, progress = false,
                callback = function(_, s)
@@ -190,7 +194,13 @@ TOY_CK=(--out "$WORK/toy" --checkpoint_every 100 --resume)
 "$FF" run "$WORK/held.lua" "$TOY_HOLD" "$SRC/experiments/toy_dfm.lua" "${TOY[@]}" "${TOY_CK[@]}" \
     >/dev/null 2>"$WORK/killed.err" &
 pid=$!
-last_step() { [ -s "$1" ] && tail -n 1 "$1" | python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["step"])' 2>/dev/null || echo 0; }
+# the step of the log's last whole record (ff.log writes keys sorted, "step" last; a line cut off
+# mid-write has no closing brace), 0 if none; polled every 20 ms, so sed, not an interpreter per poll
+last_step() {
+  local s=
+  [ ! -s "$1" ] || s=$(sed -n 's/.*"step" *: *\([0-9][0-9]*\) *}.*/\1/p' "$1" | tail -n 1)
+  echo "${s:-0}"
+}
 # kill once the checkpoint at step 100 and a log record at step >= 150 are written
 killed_when $pid "toy_dfm" eval '[ -f "$WORK/toy.safetensors" ] && [ "$(last_step "$WORK/toy.jsonl")" -ge 150 ]'
 toy_logged=$(last_step "$WORK/toy.jsonl")
