@@ -1,6 +1,6 @@
 -- experiments/toy_sweep.lua — collects the runs of experiments/toy_sweep.sh (the paper's Fig. 3,
 -- PAPER.md §2): every toy_dfm JSON in --dir becomes a row of <dir>/sweep.json (K, geometry,
--- coupler, KL, empty bins, steps, samples, wall times) and a point of <dir>/sweep.png (KL against
+-- coupler, KL, empty bins, steps, samples, EMA decay, wall times) and a point of <dir>/sweep.png (KL against
 -- K, log y, one series per geometry/coupler/budget, the paper's preliminary numbers dashed).
 --   fisherflow run experiments/toy_sweep.lua --dir out/toy_sweep      (toy_sweep.sh calls this)
 local ff = require "fisherflow"
@@ -27,7 +27,7 @@ for file in ls:lines() do
     if type(r) == "table" and r.K and r.kl then
       rows[#rows + 1] = { K = r.K, geometry = r.geometry, coupler = r.coupler, source = r.source,
         kl = r.kl, empty_bins = r.empty_bins, steps = r.steps, batch = r.batch, samples = r.samples,
-        seed = r.seed, train_seconds = r.train_seconds, eval_seconds = r.eval_seconds, file = file,
+        ema = r.ema or 0, seed = r.seed, train_seconds = r.train_seconds, eval_seconds = r.eval_seconds, file = file,
         kl_uniform_model = r.kl_uniform_model, kl_true_samples = r.kl_true_samples }
     end
   end
@@ -38,11 +38,13 @@ table.sort(rows, function(a, b)
   if a.geometry ~= b.geometry then return a.geometry > b.geometry end   -- sphere before linear
   if a.coupler ~= b.coupler then return a.coupler < b.coupler end
   if a.steps ~= b.steps then return a.steps < b.steps end
+  if a.ema ~= b.ema then return a.ema < b.ema end
   return a.K < b.K
 end)
 
 for _, r in ipairs(rows) do                                    -- one series per method and budget
   local key = ("%s + %s, %d steps, %dk samples"):format(r.geometry, r.coupler, r.steps, r.samples / 1000)
+  if r.ema > 0 then key = key .. (", EMA %g"):format(r.ema) end
   if not groups[key] then groups[key] = { label = key, x = {}, y = {}, marker = "circle" }; order[#order + 1] = key end
   local g = groups[key]
   g.x[#g.x + 1], g.y[#g.y + 1] = r.K, math.max(r.kl, 1e-6)
@@ -67,6 +69,6 @@ ff.viz.lines(arg.dir .. "/sweep.png", series,
   { title = "Toy (Δ^K)^4 task: KL of argmax-decoded samples, 100 Euler steps" })
 ff.results(arg.dir .. "/sweep.json", { rows = rows, reference = { K = Ks, series = reference } })
 for _, r in ipairs(rows) do
-  print(("%-7s %-12s K %3d  KL %.5f  empty %3d  steps %6d  samples %7d  train %6.0f s  eval %6.0f s"):format(
-    r.geometry, r.coupler, r.K, r.kl, r.empty_bins, r.steps, r.samples, r.train_seconds, r.eval_seconds))
+  print(("%-7s %-12s K %3d  KL %.5f  empty %3d  steps %6d  ema %-5g  samples %7d  train %6.0f s  eval %6.0f s"):format(
+    r.geometry, r.coupler, r.K, r.kl, r.empty_bins, r.steps, r.ema, r.samples, r.train_seconds, r.eval_seconds))
 end

@@ -6,18 +6,19 @@
 # Runs whose JSON exists are skipped, so an interrupted sweep resumes where it stopped.
 #   experiments/toy_sweep.sh --steps 500 --samples 20480 --jobs 2
 #   experiments/toy_sweep.sh --Ks "20 160" --couplers exact_ot --geometries "sphere linear"
+#   experiments/toy_sweep.sh --steps 12000 --ema 0.999 --couplers exact_ot   (sample with EMA weights)
 # Paper budget (does not fit a laptop): --steps 98000 --samples 512000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=build/fisherflow out=out/toy_sweep steps=2000 samples=51200 jobs=1 seed=1
+bin=build/fisherflow out=out/toy_sweep steps=2000 samples=51200 jobs=1 seed=1 ema=0
 Ks="5 10 20 40 60 80 100 120 140 160" couplers="exact_ot independent" geometries="sphere linear"
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2 ;; --out) out=$2 ;; --steps) steps=$2 ;; --samples) samples=$2 ;;
     --jobs) jobs=$2 ;; --seed) seed=$2 ;; --Ks) Ks=$2 ;; --couplers) couplers=$2 ;;
-    --geometries) geometries=$2 ;;
-    -h|--help) sed -n '2,9p' "$0"; echo "options: --bin --out --steps --samples --jobs --seed --Ks --couplers --geometries"; exit 0 ;;
+    --geometries) geometries=$2 ;; --ema) ema=$2 ;;
+    -h|--help) sed -n '2,10p' "$0"; echo "options: --bin --out --steps --samples --jobs --seed --Ks --couplers --geometries --ema"; exit 0 ;;
     *) echo "toy_sweep.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift 2
@@ -26,18 +27,20 @@ done
 mkdir -p "$out"
 
 # One line per run, geometry- then coupler-major so the main curve (sphere, exact_ot) finishes first.
-runs=()
+# EMA runs get their own names: they are a different budget, not a rerun of the live-weight one.
+runs=() tag=""
+[ "$ema" = 0 ] || tag="_ema$ema"
 for g in $geometries; do for c in $couplers; do for K in $Ks; do
-  name="$out/${g}_${c}_K${K}_s${steps}_n${samples}_seed${seed}"
+  name="$out/${g}_${c}_K${K}_s${steps}_n${samples}${tag}_seed${seed}"
   [ -f "$name.json" ] || runs+=("$g $c $K $name")
 done; done; done
-echo "toy_sweep.sh: ${#runs[@]} runs to do (steps $steps, samples $samples, jobs $jobs)"
+echo "toy_sweep.sh: ${#runs[@]} runs to do (steps $steps, samples $samples, ema $ema, jobs $jobs)"
 
-export bin steps samples seed
+export bin steps samples seed ema
 if [ ${#runs[@]} -gt 0 ]; then
   printf '%s\n' "${runs[@]}" | xargs -P "$jobs" -L 1 bash -c '
     OPENBLAS_NUM_THREADS=1 "$bin" run experiments/toy_dfm.lua --geometry "$0" --coupler "$1" --K "$2" \
-      --steps "$steps" --samples "$samples" --seed "$seed" --out "$3" > "$3.log" 2>&1 \
+      --steps "$steps" --samples "$samples" --seed "$seed" --ema "$ema" --out "$3" > "$3.log" 2>&1 \
       && tail -n 1 "$3.log" || { echo "FAILED: $3 (see $3.log)"; exit 0; }'
 fi
 "$bin" run experiments/toy_sweep.lua --dir "$out"
