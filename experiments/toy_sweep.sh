@@ -8,6 +8,9 @@
 #   experiments/toy_sweep.sh --Ks "20 160" --couplers exact_ot --geometries "sphere linear"
 #   experiments/toy_sweep.sh --steps 12000 --ema 0.999 --couplers exact_ot   (sample with EMA weights)
 # Paper budget (does not fit a laptop): --steps 98000 --samples 512000.
+# Every run keeps its final weights in <run>.safetensors, so it can be evaluated again with more
+# samples without retraining: copy <run>.{safetensors,jsonl} to a new prefix P and run
+#   fisherflow run experiments/toy_dfm.lua <the run's options> --out P --checkpoint_every S --resume --samples N
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +21,7 @@ while [ $# -gt 0 ]; do
     --bin) bin=$2 ;; --out) out=$2 ;; --steps) steps=$2 ;; --samples) samples=$2 ;;
     --jobs) jobs=$2 ;; --seed) seed=$2 ;; --Ks) Ks=$2 ;; --couplers) couplers=$2 ;;
     --geometries) geometries=$2 ;; --ema) ema=$2 ;;
-    -h|--help) sed -n '2,10p' "$0"; echo "options: --bin --out --steps --samples --jobs --seed --Ks --couplers --geometries --ema"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; echo "options: --bin --out --steps --samples --jobs --seed --Ks --couplers --geometries --ema"; exit 0 ;;
     *) echo "toy_sweep.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift 2
@@ -40,7 +43,7 @@ export bin steps samples seed ema
 if [ ${#runs[@]} -gt 0 ]; then
   printf '%s\n' "${runs[@]}" | xargs -P "$jobs" -L 1 bash -c '
     OPENBLAS_NUM_THREADS=1 "$bin" run experiments/toy_dfm.lua --geometry "$0" --coupler "$1" --K "$2" \
-      --steps "$steps" --samples "$samples" --seed "$seed" --ema "$ema" --out "$3" > "$3.log" 2>&1 \
+      --steps "$steps" --samples "$samples" --seed "$seed" --ema "$ema" --checkpoint_every "$steps" --out "$3" > "$3.log" 2>&1 \
       && tail -n 1 "$3.log" || { echo "FAILED: $3 (see $3.log)"; exit 0; }'
 fi
 "$bin" run experiments/toy_sweep.lua --dir "$out"
