@@ -1,7 +1,8 @@
 -- experiments/toy_sweep.lua — collects the runs of experiments/toy_sweep.sh (the paper's Fig. 3,
 -- PAPER.md §2): every toy_dfm JSON in --dir becomes a row of <dir>/sweep.json (K, geometry,
 -- coupler, KL, empty bins, steps, samples, EMA decay, wall times) and a point of <dir>/sweep.png (KL against
--- K, log y, one series per geometry/coupler/budget, the paper's preliminary numbers dashed).
+-- K, log y, one series per geometry/coupler/budget, the paper's preliminary numbers, the uniform model
+-- and the noise floor dashed).
 --   fisherflow run experiments/toy_sweep.lua --dir out/toy_sweep      (toy_sweep.sh calls this)
 local ff = require "fisherflow"
 
@@ -59,6 +60,23 @@ for _, K in ipairs(Ks) do
   if seen[K] then uniform.x[#uniform.x + 1], uniform.y[#uniform.y + 1] = K, seen[K] end
 end
 if #uniform.x > 0 then series[#series + 1] = uniform end
+-- The estimator's own floor (KL of draws from the true table, about (K-1)/(2 samples)), per K from
+-- the run with the most samples, so a method at the floor is told apart from one above it.
+local floor, best, counts = { x = {}, y = {}, line = "dashed", marker = "triangle" }, {}, {}
+for _, r in ipairs(rows) do
+  if r.kl_true_samples and r.seed == 1 and (not best[r.K] or r.samples > best[r.K].samples) then best[r.K] = r end
+end
+for _, K in ipairs(Ks) do
+  if best[K] then
+    floor.x[#floor.x + 1], floor.y[#floor.y + 1] = K, math.max(best[K].kl_true_samples, 1e-6)
+    counts[best[K].samples] = true
+  end
+end
+local n_counts = {}
+for n in pairs(counts) do n_counts[#n_counts + 1] = n end
+floor.label = #n_counts == 1 and ("noise floor: %dk draws from the true table"):format(n_counts[1] / 1000)
+              or "noise floor: draws from the true table (largest sample count per K)"
+if #floor.x > 0 then series[#series + 1] = floor end
 for _, ref in ipairs(reference) do
   series[#series + 1] = { label = ref.label, x = Ks, y = ref.y, line = "dashed", marker = "cross" }
 end
