@@ -1,5 +1,5 @@
 -- core.lua — loads libfisherflow through the FFI and turns C statuses into Lua errors.
--- The runner (core/runner.c) says where the library is, in package.loaded["fisherflow.config"];
+-- The runner (runner/runner.c) says where the library is, in package.loaded["fisherflow.config"];
 -- cdef.lua is generated from the public headers at build time (lua/gen_cdef.lua).
 local ffi  = require "ffi"
 local cdef = require "fisherflow.cdef"

@@ -124,7 +124,7 @@ FF_TEST(bmlp_split_weights_equal_concat_reference) {
 }
 
 /* The sampler's constant-t fast path against the concat reference. t is built exactly as
- * core/flow.c's velocity evaluation builds it (grad mode off, an arena tensor from ff_tape_alloc with
+ * core/training/flow.c's velocity evaluation builds it (grad mode off, an arena tensor from ff_tape_alloc with
  * every row equal), which is what bmlp's one-row-embedding test must recognise; the reference
  * computes the embedding of every row and concatenates [h; e] per block. (bmlp exposes no counter of
  * which path ran; compare_case above covers both paths in grad mode.) */

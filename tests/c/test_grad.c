@@ -9,7 +9,7 @@
 #include <string.h>
 #include "ff_test.h"
 #include "fisherflow/fisherflow.h"
-#include "ops_table.h"
+#include "autodiff/ops_table.h"
 
 _Static_assert(FF_OP_COUNT == 32, "a new op needs a row in the gradient table of tests/c/test_grad.c");
 

@@ -13,7 +13,7 @@ CC=${CC:-clang}
 mkdir -p "$BUILD"
 BUILD=$(cd "$BUILD" && pwd)
 
-LIBSRC="$SRC/core/io_safetensors.c $SRC/core/io_sequences.c $SRC/core/io_json.c $SRC/core/tensor.c $SRC/core/error.c"
+LIBSRC="$SRC/core/io/io_safetensors.c $SRC/core/io/io_sequences.c $SRC/core/io/io_json.c $SRC/core/base/tensor.c $SRC/core/base/error.c"
 FLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$SRC/core/include"
 
 status=0

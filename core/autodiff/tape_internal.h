@@ -13,7 +13,7 @@
 
 #define FF_INTERNAL __attribute__((visibility("hidden")))
 
-#include "vectorize.h"         /* -O3 for every ops_*.c (and tape.c) that includes this */
+#include "base/vectorize.h"         /* -O3 for every ops_*.c (and tape.c) that includes this */
 
 /* One recorded op. Inputs are kept as tensors (for grad routing and shapes) and as contiguous data
  * (x[i]: the input's own data, or an arena copy when the input was strided). */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fisherflow/sphere.h"
-#include "vectorize.h"         /* per-position loops over d+1 symbols of any length */
+#include "base/vectorize.h"         /* per-position loops over d+1 symbols of any length */
 
 /* ---- shape checks ---------------------------------------------------------------------------- */
 

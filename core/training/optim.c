@@ -9,7 +9,7 @@
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
-#include "vectorize.h"         /* vectorise the update loops */
+#include "base/vectorize.h"         /* vectorise the update loops */
 
 struct ff_optim {
     ff_params_t    *params;
