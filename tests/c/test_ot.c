@@ -236,6 +236,35 @@ FF_TEST(exact_ot_vs_hungarian_512) {
     ff_plugin_free(ot);
 }
 
+/* The solver's two starts (column reduction, auction potentials) and the automatic choice between
+ * them, on the continuous 2-simplex batches where the choice matters (the auction start is taken
+ * there) and on one-hot data (the column start is taken); each against the Hungarian optimum. */
+FF_TEST(exact_ot_starts_vs_hungarian) {
+    const char *starts[] = { "auto", "columns", "auction" };
+    for (int q = 0; q < 3; q++) {
+        ff_options *o = NULL;
+        ff_options_new(&o);
+        ff_options_set_string(o, "start", starts[q]);
+        ff_plugin_inst *ot = coupler("exact_ot", o);
+        ff_options_free(o);
+        if (!ot) { FF_EXPECT(0, "load start=%s", starts[q]); continue; }
+        ff_rng_t rng;
+        ff_rng_seed(&rng, 91 + q);
+        printf("  start=%s\n", starts[q]);
+        large_case(ot, &rng, 512, 1, 3, 0);     /* the 2-simplex: low-dimensional continuous costs */
+        large_case(ot, &rng, 384, 1, 20, 1);    /* one-hot with 20 symbols: 20 distinct rows       */
+        large_case(ot, &rng, 256, 3, 4, 0);
+        ff_plugin_free(ot);
+    }
+    ff_options *o = NULL;
+    ff_options_new(&o);
+    ff_options_set_string(o, "start", "hungarian");
+    ff_plugin_inst *bad = NULL;
+    FF_EXPECT_ERROR(ff_plugin_new(&bad, FF_PLUGIN_COUPLER, "exact_ot", o, NULL, NULL, NULL), FF_EINVAL,
+                    "coupler \"exact_ot\": option start is \"hungarian\", expected auto | columns | auction");
+    ff_options_free(o);
+}
+
 FF_TEST(exact_ot_strided_and_bad_input) {
     ff_plugin_inst *ot = coupler("exact_ot", NULL);
     if (!ot) { FF_EXPECT(0, "load"); return; }
