@@ -1,7 +1,7 @@
 -- flow.lua — ff.flow{...}: a Fisher-Flow model (flow.h) as a Lua object. :step is one FFI call;
 -- :fit is written in Lua on top of :step (batches drawn here, progress, JSONL log), so a script
 -- that needs another loop copies and edits it. Plugins written in Lua (ff.source.lua{...}) are
--- called from here once per batch, never from C.
+-- registered with the loader and named in the configuration like C plugins: the core calls them.
 local core     = require "fisherflow.core"
 local tensor   = require "fisherflow.tensor"
 local random   = require "fisherflow.random"
@@ -13,6 +13,20 @@ local util     = require "fisherflow.util"
 local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
+
+-- C calls that may call back into Lua (a Lua plugin's functions, through the vtables). LuaJIT must
+-- not make such a call from a compiled trace, so they are made only from these functions, whose
+-- JIT compilation is off (a trace reaching one stops there).
+local calls_back = {
+  new      = function(out, cfg) return C.ff_flow_new(out, cfg) end,
+  step     = function(f, x1, x0, cond, stats) return C.ff_flow_step(f, x1, x0, cond, stats) end,
+  eval     = function(f, x1, cond, out) return C.ff_flow_eval_loss(f, x1, cond, out) end,
+  sample   = function(f, out, x0, cond, o, st) return C.ff_flow_sample(f, out, x0, cond, o, st) end,
+  decode   = function(f, p, out) return C.ff_flow_decode(f, p, out) end,
+  log_prob = function(f, p, cond, o, out) return C.ff_flow_log_prob(f, p, cond, o, out) end,
+}
+for _, fn in pairs(calls_back) do jit.off(fn) end
+
 local Flow = {}
 Flow.__index = Flow
 Flow.__tostring = function(f)
@@ -48,13 +62,15 @@ local known_fields = {
   lr = true, schedule = true, seed = true, ema = true, grad_clip = true, label_smoothing = true,
 }
 
--- A plugin slot: an ff.plugin spec, a bare name, a Lua plugin (source/decoder) or nil (default).
+-- A plugin slot: an ff.plugin spec, a bare name, a Lua plugin (source/decoder, registered with the
+-- loader under its name) or nil (default).
 local function slot(kind, v, keep)
   if v == nil then return nil end
   if type(v) == "string" then v = plugin.make_spec(kind, v) end
   if type(v) == "table" and v.lua then
     if v.kind ~= kind then raise(("ff.flow: %s is a lua %s, not a %s"):format(v.name, v.kind, kind)) end
-    return nil, v
+    keep[#keep + 1] = v          -- the flow keeps it (and so its registration and callbacks) alive
+    return v
   end
   if not plugin.is_spec(v) then
     raise(("ff.flow: %s must be ff.plugin(\"%s\", name, opts), a name or nil, got %s"):format(kind, kind, type(v)))
@@ -76,11 +92,8 @@ local function build(self)
   end
   local keep = {}
   for _, kind in ipairs({ "source", "coupler", "network", "decoder" }) do
-    local spec, lua = slot(kind, t[kind], keep)
+    local spec = slot(kind, t[kind], keep)
     if spec then cfg[kind].name = spec.name; cfg[kind].opts = spec.opts end
-    if lua then self["lua_" .. kind] = lua end
-    if kind == "coupler" and lua then raise("ff.flow: couplers cannot be written in Lua") end
-    if kind == "network" and lua then raise("ff.flow: networks cannot be written in Lua (they run on the tape in C)") end
   end
   local o = self.optim or t.optim
   if o ~= nil then
@@ -110,12 +123,10 @@ local function build(self)
   end
   cfg.seed = seed
   local out = ffi.new("ff_flow_t *[1]")
-  check(C.ff_flow_new(out, cfg))
+  check(calls_back.new(out, cfg))
   self.ptr = ffi.gc(out[0], C.ff_flow_free)
   self.cfg, self.keep, self.seed = cfg, keep, seed
   self.geometry = t.geometry or "sphere"
-  -- the Lua-side stream for Lua plugins outside training (sampling, decoding), from the seed
-  self.lua_rng = random.rng(ffi.cast("uint64_t", seed) * 0x9E3779B97F4A7C15ULL + 2)
 end
 
 -- ff.flow{ space = ff.sphere{k=, d=} (or k =, d =), geometry =, source =, coupler =, network =,
@@ -140,23 +151,6 @@ function M.flow(t)
   return self
 end
 
--- A cached [n, k, d+1] tensor for Lua-drawn source points.
-local function buffer(self, name, n)
-  local b = self.buffers[name]
-  if not b or b:size(1) ~= n then
-    b = tensor.zeros(n, self.k, self.d + 1)
-    self.buffers[name] = b
-  end
-  return b
-end
-
-local function draw_lua_source(self, n, rng)
-  local x0 = buffer(self, "x0", n)
-  local src = self.lua_source
-  src.sample(src, rng, x0)
-  return x0
-end
-
 local function expect_tensor(fname, name, v, optional)
   if v == nil and optional then return end
   if not tensor.is_tensor(v) then
@@ -168,8 +162,7 @@ end
 -- x1 [n, k, d+1] simplex points; x0 optional sphere-coordinate source draws; cond optional.
 -- step_status returns the C status (fit tells FF_ENUMERIC apart); Flow:step raises on failure.
 local function step_status(self, x1, x0, cond)
-  if x0 == nil and self.lua_source then x0 = draw_lua_source(self, x1:size(1), C.ff_flow_rng(self.ptr)) end
-  return C.ff_flow_step(self.ptr, x1, x0, cond, self.stats)
+  return calls_back.step(self.ptr, x1, x0, cond, self.stats)
 end
 
 local function stats_of(s)
@@ -187,7 +180,7 @@ end
 function Flow:eval_loss(x1, cond)
   expect_tensor("flow:eval_loss", "x1", x1)
   local out = ffi.new("double[1]")
-  check(C.ff_flow_eval_loss(self.ptr, x1, cond, out))
+  check(calls_back.eval(self.ptr, x1, cond, out))
   return out[0]
 end
 
@@ -359,7 +352,7 @@ function Flow:fit(data, opts)
       local xb, cb = gather(self, data, cond, batch)
       local st = step_status(self, xb, nil, cb)
       if st ~= 0 then
-        local msg = ffi.string(C.ff_last_error())
+        local msg = core.last_error()
         if st == C.FF_ENUMERIC then
           if good then
             msg = ("%s; last good checkpoint: %s (step %d, %s)"):format(msg, good.path, good.step, good.how)
@@ -418,21 +411,17 @@ function Flow:sample(n, opts)
   local x0 = opts.x0
   expect_tensor("flow:sample", "x0", x0, true)
   expect_tensor("flow:sample", "cond", opts.cond, true)
-  if x0 == nil and self.lua_source then x0 = draw_lua_source(self, n, self.lua_rng) end
   local out = tensor.zeros(n, self.k, self.d + 1)
   local st = ffi.new("ff_sample_stats")
-  check(C.ff_flow_sample(self.ptr, out, x0, opts.cond, o, st))   -- opts keeps the stepper string alive
+  check(calls_back.sample(self.ptr, out, x0, opts.cond, o, st))   -- opts keeps the stepper string alive
   return out, { nfe = tonumber(st.nfe), ms = st.ms }
 end
 
+-- Whether the flow's decoder fills probabilities (the loader reads its descriptor).
 local function decoder_emits_probs(self)
-  local cfg = C.ff_flow_config_of(self.ptr)
-  local name = cfg.decoder.name ~= nil and ffi.string(cfg.decoder.name) or "argmax"
   local out = ffi.new("const ff_plugin *[1]")
-  check(C.ff_plugin_find(C.FF_PLUGIN_DECODER, name, out))
-  local d = out[0]
-  if d.vtable_size < ffi.offsetof("ff_decoder_vtable", "emits_probs") + 4 then return false end
-  return ffi.cast("const ff_decoder_vtable *", d.vtable).emits_probs ~= 0
+  check(C.ff_plugin_find(C.FF_PLUGIN_DECODER, C.ff_flow_config_of(self.ptr).decoder.name, out))
+  return C.ff_plugin_emits_probs(out[0]) ~= 0
 end
 
 -- flow:decode(p): p [n, k, d+1] simplex points -> tokens [n, k] (0-based ids as floats), or
@@ -440,15 +429,9 @@ end
 function Flow:decode(p)
   expect_tensor("flow:decode", "p", p)
   local s = p:shape()
-  if self.lua_decoder then
-    local dec = self.lua_decoder
-    local out = dec.emits_probs and tensor.zeros(s) or tensor.zeros(s[1], s[2])
-    dec.decode(dec, p, self.lua_rng, out)
-    return out
-  end
   local out
   if decoder_emits_probs(self) then out = tensor.zeros(s) else out = tensor.zeros(s[1], s[2]) end
-  check(C.ff_flow_decode(self.ptr, p, out))
+  check(calls_back.decode(self.ptr, p, out))
   return out
 end
 
@@ -461,7 +444,7 @@ function Flow:log_prob(p, opts)
   if opts.estimator ~= nil then o.estimator = opts.estimator end
   if opts.probes ~= nil then o.probes = opts.probes end
   local out = tensor.zeros(p:size(1))
-  check(C.ff_flow_log_prob(self.ptr, p, opts.cond, o, out))
+  check(calls_back.log_prob(self.ptr, p, opts.cond, o, out))
   return out
 end
 
