@@ -21,6 +21,13 @@ local MAX_DIMS   = core.constants.FF_MAX_DIMS or 4
 local function is_tensor(x) return ffi.istype(tensor_t, x) end
 M.is_tensor = is_tensor
 
+-- Argument check: raises "fname: name must be a tensor, got <type>" unless v is one (or nil and
+-- optional).
+function M.expect(fname, name, v, optional)
+  if v == nil and optional then return end
+  if not is_tensor(v) then raise(("%s: %s must be a tensor, got %s"):format(fname, name, type(v))) end
+end
+
 -- LuaJIT's collector sees a 16-byte cdata, not the megabytes of C storage behind it, so a loop
 -- making big temporaries could pile up C memory between Lua collections. Each constructor looks at
 -- ff_mem_in_use() (one atomic read) and runs a full collection when C storage has grown by more
