@@ -37,14 +37,7 @@ local function nonneg_int(v) return type(v) == "number" and v >= 0 and v == math
 -- The options, checked: -> { steps, batch, ckpt, every (checkpoint_every), resume }.
 local function settings(opts)
   if type(opts) ~= "table" then raise("flow:fit: options must be a table, got " .. type(opts)) end
-  for k in pairs(opts) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      raise(("flow:fit: unknown option '%s' (known: %s)"):format(tostring(k), table.concat(names, ", ")))
-    end
-  end
+  util.check_keys(opts, known, "flow:fit", "option")
   local s = { steps = opts.steps, batch = opts.batch or 256, ckpt = opts.checkpoint,
               every = opts.checkpoint_every or 0, resume = opts.resume or false }
   if not nonneg_int(s.steps) then

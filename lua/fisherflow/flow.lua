@@ -135,14 +135,7 @@ end
 --          grad_clip =, label_smoothing = }
 function M.flow(t)
   if type(t) ~= "table" then raise("ff.flow: expects a table of settings, got " .. type(t)) end
-  for k in pairs(t) do
-    if not known_fields[k] then
-      local names = {}
-      for n in pairs(known_fields) do names[#names + 1] = n end
-      table.sort(names)
-      raise(("ff.flow: unknown field '%s' (known: %s)"):format(tostring(k), table.concat(names, ", ")))
-    end
-  end
+  util.check_keys(t, known_fields, "ff.flow", "field")
   local sp = t.space or t.sphere
   if sp == nil then sp = { k = t.k, d = t.d, cond_classes = t.cond_classes, cond_channels = t.cond_channels } end
   if getmetatable(sp) ~= Space then sp = M.space(sp) end
