@@ -259,6 +259,9 @@ local function lua_plugin(kind)
     if type(t.name) ~= "string" then
       raise(("ff.%s.lua: name must be a string, got %s"):format(kind, type(t.name)))
     end
+    if kind == "metric" and not t.name:match("^[%w_]+$") then   -- others: the loader's rule
+      raise(("ff.metric.lua: name must be a string of [A-Za-z0-9_], got %s"):format(t.name))
+    end
     local fn = required[kind]
     if type(t[fn]) ~= "function" then
       raise(("ff.%s.lua \"%s\": needs a function '%s'"):format(kind, t.name, fn))
