@@ -27,9 +27,15 @@ typedef struct handle {
     void            *dl;
     const ff_plugin *desc;
     int              refs;     /* live instances */
+    /* in-process registrations only (dl NULL, see ff_plugin_register): */
+    ff_plugin        copy;     /* the loader's copy of the descriptor; desc points here            */
+    int              orphan;   /* unregistered while instances lived: freed with the last one      */
 } handle;
 
 static handle         *cache;
+static handle         *registry;     /* in-process registrations, looked up before files */
+static handle *registered_locked(ff_plugin_kind kind, const char *name);
+static void    registration_free(handle *h);
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *kind_names[] = { NULL, "source", "coupler", "network", "decoder" };
@@ -208,6 +214,8 @@ static ff_status find_locked(ff_plugin_kind kind, const char *name, handle **out
     if (!valid_name(name))
         return ff_errorf(FF_EINVAL, "%s \"%s\": invalid plugin name (expected [a-z0-9_]+, at most 64 characters)",
                          kind_names[kind], name ? name : "(null)");
+    handle *r = registered_locked(kind, name);
+    if (r) { *out = r; return FF_OK; }
     dirlist l;
     char path[MAX_PATH];
     dirs_get(&l);
@@ -256,6 +264,8 @@ int ff_plugin_refs(const ff_plugin *desc) {
     pthread_mutex_lock(&cache_lock);
     for (handle *h = cache; h; h = h->next)
         if (h->desc == desc) { refs = h->refs; break; }
+    for (handle *h = registry; h && refs < 0; h = h->next)
+        if (h->desc == desc) { refs = h->refs; break; }
     pthread_mutex_unlock(&cache_lock);
     return refs;
 }
@@ -263,7 +273,126 @@ int ff_plugin_refs(const ff_plugin *desc) {
 static void release(handle *h) {
     pthread_mutex_lock(&cache_lock);
     h->refs--;
+    int drop = h->orphan && h->refs == 0;
     pthread_mutex_unlock(&cache_lock);
+    if (drop) registration_free(h);
+}
+
+/* --- in-process registrations ------------------------------------------------------------- */
+
+/* Caller holds cache_lock. */
+static handle *registered_locked(ff_plugin_kind kind, const char *name) {
+    for (handle *h = registry; h; h = h->next)
+        if (h->desc->kind == (uint32_t)kind && !strcmp(h->desc->name, name)) return h;
+    return NULL;
+}
+
+static void registration_free(handle *h) {
+    if (!h) return;
+    for (ff_option_spec *o = (ff_option_spec *)h->copy.options; o && o->name; o++) {
+        free((char *)o->name);
+        free((char *)o->default_value);
+        free((char *)o->help);
+    }
+    free((void *)h->copy.options);
+    free((void *)h->copy.vtable);
+    free((char *)h->copy.name);
+    free((char *)h->copy.version);
+    free((char *)h->copy.summary);
+    free(h);
+}
+
+static char *dup_or_null(const char *s, int *failed) {
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *failed = 1;
+    return d;
+}
+
+/* The loader's own copy of a checked descriptor: vtable bytes, strings, option spec. */
+static handle *registration_copy(const ff_plugin *d) {
+    handle *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    int failed = 0;
+    h->copy = *d;
+    h->copy.name = dup_or_null(d->name, &failed);
+    h->copy.version = dup_or_null(d->version, &failed);
+    h->copy.summary = dup_or_null(d->summary, &failed);
+    h->copy.options = NULL;
+    void *vt = malloc(d->vtable_size);
+    if (vt) memcpy(vt, d->vtable, d->vtable_size); else failed = 1;
+    h->copy.vtable = vt;
+    if (d->options) {
+        size_t n = 0;
+        while (d->options[n].name) n++;
+        ff_option_spec *o = calloc(n + 1, sizeof *o);
+        if (!o) failed = 1;
+        for (size_t i = 0; o && i < n; i++) {
+            o[i].type = d->options[i].type;
+            o[i].name = dup_or_null(d->options[i].name, &failed);
+            o[i].default_value = dup_or_null(d->options[i].default_value, &failed);
+            o[i].help = dup_or_null(d->options[i].help, &failed);
+        }
+        h->copy.options = o;
+    }
+    h->desc = &h->copy;
+    if (failed) { registration_free(h); return NULL; }
+    return h;
+}
+
+ff_status ff_plugin_register(const ff_plugin *desc) {
+    if (!desc) return ff_errorf(FF_EINVAL, "ff_plugin_register: desc is NULL");
+    ff_plugin_kind kind = (ff_plugin_kind)desc->kind;
+    if (kind < FF_PLUGIN_SOURCE || kind > FF_PLUGIN_DECODER)
+        return ff_errorf(FF_EPLUGIN, "ff_plugin_register: unknown plugin kind %u (expected 1..4: source, "
+                         "coupler, network, decoder)", desc->kind);
+    if (!valid_name(desc->name))
+        return ff_errorf(FF_EINVAL, "ff_plugin_register: %s \"%s\": invalid plugin name (expected [a-z0-9_]+, "
+                         "at most 64 characters)", kind_names[kind], desc->name ? desc->name : "(null)");
+    char who[128];
+    snprintf(who, sizeof who, "ff_plugin_register: %s \"%s\"", kind_names[kind], desc->name);
+    FF_TRY(check_desc(desc, who, kind, desc->name));     /* the checks a plugin file passes */
+    pthread_mutex_lock(&cache_lock);
+    ff_status s = FF_OK;
+    if (registered_locked(kind, desc->name)) {
+        s = ff_errorf(FF_EINVAL, "%s: a %s of that name is already registered (unregister it first)", who,
+                      kind_names[kind]);
+    } else {
+        handle *h = registration_copy(desc);
+        if (!h) s = ff_errorf(FF_ENOMEM, "%s: out of memory", who);
+        else { h->next = registry; registry = h; }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return s;
+}
+
+ff_status ff_plugin_unregister(ff_plugin_kind kind, const char *name) {
+    if (kind < FF_PLUGIN_SOURCE || kind > FF_PLUGIN_DECODER)
+        return ff_errorf(FF_EINVAL, "ff_plugin_unregister: unknown plugin kind %d", (int)kind);
+    handle *drop = NULL;
+    int found = 0;
+    pthread_mutex_lock(&cache_lock);
+    for (handle **p = &registry; *p; p = &(*p)->next) {
+        handle *h = *p;
+        if (h->desc->kind == (uint32_t)kind && name && !strcmp(h->desc->name, name)) {
+            *p = h->next;
+            found = 1;
+            if (h->refs == 0) drop = h; else h->orphan = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    registration_free(drop);
+    if (!found)
+        return ff_errorf(FF_EINVAL, "ff_plugin_unregister: %s \"%s\" is not registered", kind_names[kind],
+                         name ? name : "(null)");
+    return FF_OK;
+}
+
+int ff_plugin_emits_probs(const ff_plugin *desc) {
+    if (!desc || desc->kind != FF_PLUGIN_DECODER || !desc->vtable) return 0;
+    return desc->vtable_size >= offsetof(ff_decoder_vtable, emits_probs) + sizeof(int32_t)
+        && ((const ff_decoder_vtable *)desc->vtable)->emits_probs != 0;
 }
 
 /* --- instances ------------------------------------------------------------------------------ */

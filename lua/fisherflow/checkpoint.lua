@@ -1,7 +1,7 @@
--- checkpoint.lua — flow:save(path) / flow:load(path) through checkpoint.h (a safetensors file with
+-- checkpoint.lua — what flow:save(path) / flow:load(path) do (flow.lua defines them), through checkpoint.h (a safetensors file with
 -- parameters, optimiser state, EMA, the training stream and the step count, written atomically),
--- plus ff.checkpoint.meta(path) and ff.checkpoint.flow(path) that rebuilds a flow from the saved
--- configuration and loads it. For loops that resume: flow:save(path, run) stores a small table of
+-- plus ff.checkpoint.meta(path) (ff.checkpoint.flow, which rebuilds a flow from the saved
+-- configuration and loads it, is flow.lua's M.from_checkpoint). For loops that resume: flow:save(path, run) stores a small table of
 -- the loop's own state (JSON-able: numbers, strings, tables) next to the configuration, and
 -- ff.checkpoint.resume / open_log / rng_state / set_rng_state help a script continue bit for bit.
 local core = require "fisherflow.core"
@@ -177,72 +177,30 @@ function M.set_rng_state(r, st)
   return r
 end
 
-function M.install(ff)
-  if not core.has("ff_checkpoint_save") then return end
-  local Flow = require("fisherflow.flow").Flow
+-- flow:save(path [, run]) (flow.lua defines the method): the flow's parameters, optimiser, EMA,
+-- stream and step, with its settings and `run` in the metadata; atomic.
+function M.save(flow, path, run)
+  if type(path) ~= "string" then raise("flow:save: path must be a string, got " .. type(path)) end
+  if run ~= nil and type(run) ~= "table" then raise("flow:save: run must be a table, got " .. type(run)) end
+  util.ensure_parent(path)
+  local config = config_of(flow)
+  config.run = run
+  check(C.ff_checkpoint_save(flow.ptr, path, json.encode(config)))
+  return path
+end
 
-  -- flow:save(path [, run]): run is optional plain data (the calling loop's state: its own
-  -- random streams, running sums...), stored in the metadata and given back by flow:load.
-  function Flow:save(path, run)
-    if type(path) ~= "string" then raise("flow:save: path must be a string, got " .. type(path)) end
-    if run ~= nil and type(run) ~= "table" then raise("flow:save: run must be a table, got " .. type(run)) end
-    util.ensure_parent(path)
-    local config = config_of(self)
-    config.run = run
-    check(C.ff_checkpoint_save(self.ptr, path, json.encode(config)))
-    return path
-  end
+-- flow:load(path): -> the run table given to flow:save ({} if none was).
+function M.load(flow, path)
+  if type(path) ~= "string" then raise("flow:load: path must be a string, got " .. type(path)) end
+  check(C.ff_checkpoint_load(flow.ptr, path))
+  local config = read_config(path)
+  return config and type(config.run) == "table" and config.run or {}
+end
 
-  -- flow:load(path) -> flow, run (the table given to flow:save, or {} if none was)
-  function Flow:load(path)
-    if type(path) ~= "string" then raise("flow:load: path must be a string, got " .. type(path)) end
-    check(C.ff_checkpoint_load(self.ptr, path))
-    local config = read_config(path)
-    return self, config and type(config.run) == "table" and config.run or {}
-  end
-
-  ff.checkpoint = {}
-  -- ff.checkpoint.meta(path) -> { config = table|nil, version = "0.1.0", step = n }
-  function ff.checkpoint.meta(path)
-    local c, step, text, version = read_config(path)
-    return { config = c, config_json = text, run = c and c.run or nil, version = version, step = step }
-  end
-
-  ff.checkpoint.resume, ff.checkpoint.open_log = M.resume, M.open_log
-  ff.checkpoint.rng_state, ff.checkpoint.set_rng_state = M.rng_state, M.set_rng_state
-
-  -- ff.checkpoint.flow(path [, { source = ff.source.lua{...}, ... }]) -> a flow rebuilt from the
-  -- saved configuration and loaded. Plugins written in Lua are not saved: pass them again.
-  function ff.checkpoint.flow(path, overrides)
-    local meta = ff.checkpoint.meta(path)
-    local c = meta.config
-    if type(c) ~= "table" then raise(("ff.checkpoint.flow: %s has no saved configuration"):format(path)) end
-    overrides = overrides or {}
-    local t = { space = ff.sphere(c.space), geometry = c.geometry, seed = c.seed, grad_clip = c.grad_clip,
-                ema = c.ema, label_smoothing = c.label_smoothing }
-    local o = c.optim or {}
-    if o.kind == "sgd" then
-      t.optim = ff.optim.sgd{ lr = o.lr, weight_decay = o.weight_decay, momentum = o.momentum, nesterov = o.nesterov }
-    else
-      t.optim = ff.optim.adamw{ lr = o.lr, weight_decay = o.weight_decay, betas = o.betas, eps = o.eps }
-    end
-    local sc = c.schedule
-    if type(sc) == "table" and ff.lr[sc.kind] and not (sc.kind == "constant" and sc.base == 0) then
-      t.schedule = ff.lr[sc.kind]{ base = sc.base, min = sc.min, warmup = sc.warmup, total = sc.total }
-    end
-    for _, kind in ipairs({ "source", "coupler", "network", "decoder" }) do
-      local p = c[kind]
-      if overrides[kind] ~= nil then t[kind] = overrides[kind]
-      elseif type(p) == "table" and p.lua then
-        raise(("ff.checkpoint.flow: the %s was written in Lua (\"%s\"): pass it as { %s = ... }"):format(kind, p.lua, kind))
-      elseif type(p) == "table" and p.name then
-        local opts = {}
-        for k, v in pairs(p.options or {}) do opts[k] = v end
-        t[kind] = ff.plugin(kind, p.name, opts)
-      end
-    end
-    return (ff.flow(t):load(path))
-  end
+-- ff.checkpoint.meta(path) -> { config = table|nil, config_json =, run =, version = "0.1.0", step = n }
+function M.meta(path)
+  local c, step, text, version = read_config(path)
+  return { config = c, config_json = text, run = c and c.run or nil, version = version, step = step }
 end
 
 return M

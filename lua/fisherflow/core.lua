@@ -55,14 +55,30 @@ function M.raise(msg)
   error(msg, M.user_level())
 end
 
+-- A Lua plugin's function that failed inside a C call (plugin.lua turns the error into a status
+-- and the C message): its traceback waits here for the Lua error that reports the C failure.
+local pending
+function M.callback_failed(msg, traceback) pending = { msg = msg, traceback = traceback } end
+
+-- The C message of the latest failure, followed by the traceback of the Lua plugin function that
+-- caused it, if one did.
+function M.last_error()
+  local msg, p = ffi.string(C.ff_last_error()), pending
+  pending = nil
+  if p and msg:find(p.msg, 1, true) then
+    msg = msg .. "\nLua plugin " .. p.traceback:gsub("^\n", "")
+  end
+  return msg
+end
+
 -- Turns a C status into a Lua error carrying the C message, at the user's line.
 function M.check(status)
-  if status ~= 0 then error(ffi.string(C.ff_last_error()), M.user_level()) end
+  if status ~= 0 then error(M.last_error(), M.user_level()) end
 end
 
 -- The same, for functions returning a pointer that is NULL on failure.
 function M.check_ptr(p)
-  if p == nil then error(ffi.string(C.ff_last_error()), M.user_level()) end
+  if p == nil then error(M.last_error(), M.user_level()) end
   return p
 end
 

@@ -92,7 +92,7 @@ function M.install(ff)
       if t.length ~= nil then o.length = t.length end
       local out = ffi.new("ff_tensor_t *[1]")
       check(C.ff_seq_read(path, o, out))   -- t keeps the alphabet string alive
-      return tensor.own(out)
+      return tensor.own(out[0])
     end
   end
   if core.has("ff_safetensors_read") then
@@ -108,7 +108,7 @@ function M.install(ff)
         local name = ffi.string(info.name)
         local t = ffi.new("ff_tensor_t *[1]")
         check(C.ff_safetensors_get(st, name, t))
-        tensors[name] = tensor.own(t)
+        tensors[name] = tensor.own(t[0])
       end
       for i = 0, C.ff_safetensors_meta_count(st) - 1 do
         meta[ffi.string(C.ff_safetensors_meta_key(st, i))] = ffi.string(C.ff_safetensors_meta_value(st, i))

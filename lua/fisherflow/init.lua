@@ -54,9 +54,15 @@ function ff.results(path, t)
   return path
 end
 
+-- Checkpoints (flow:save and flow:load are Flow methods, flow.lua).
+local checkpoint = require "fisherflow.checkpoint"
+ff.checkpoint = { meta = checkpoint.meta, resume = checkpoint.resume, open_log = checkpoint.open_log,
+                  rng_state = checkpoint.rng_state, set_rng_state = checkpoint.set_rng_state,
+                  flow = flow.from_checkpoint }
+
 -- Optional pieces: each wraps a part of the C API and extends ff (sphere kernels, viz, data,
--- metrics, checkpoints). A piece whose library symbols are missing is left out.
-for _, name in ipairs({ "sphere", "viz", "data", "metrics", "checkpoint" }) do
+-- metrics). A piece whose library symbols are missing is left out.
+for _, name in ipairs({ "sphere", "viz", "data", "metrics" }) do
   local ok, mod = pcall(require, "fisherflow." .. name)
   if ok and type(mod) == "table" and mod.install then mod.install(ff)
   elseif not ok and not tostring(mod):find("module 'fisherflow." .. name .. "' not found", 1, true) then

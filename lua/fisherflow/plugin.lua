@@ -1,14 +1,19 @@
 -- plugin.lua — plugin specs for ff.flow (a name + an ff_options table built from a Lua table),
 -- look-ups and listings of what the loader finds, and plugins written in Lua (ff.source.lua{...}):
--- tables of functions the flow's Lua side calls once per batch.
+-- sources and decoders are registered with the loader (ff_plugin_register) and reached by the core
+-- through the same vtables as C plugins, with FFI callbacks called once per batch.
 local core   = require "fisherflow.core"
 local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
 
-M.kinds = { source = 1, coupler = 2, network = 3, decoder = 4 }
-local kind_names = { "source", "coupler", "network", "decoder" }
-local type_names = { "int", "number", "string", "bool", "numbers" }
+-- Kinds and option types come from the generated cdef (the public headers' enums).
+M.kinds = { source = tonumber(C.FF_PLUGIN_SOURCE), coupler = tonumber(C.FF_PLUGIN_COUPLER),
+            network = tonumber(C.FF_PLUGIN_NETWORK), decoder = tonumber(C.FF_PLUGIN_DECODER) }
+local function kind_name(k) return ffi.string(C.ff_plugin_kind_name(k)) end
+local type_names = { [tonumber(C.FF_OPT_INT)] = "int", [tonumber(C.FF_OPT_NUMBER)] = "number",
+                     [tonumber(C.FF_OPT_STRING)] = "string", [tonumber(C.FF_OPT_BOOL)] = "bool",
+                     [tonumber(C.FF_OPT_NUMBERS)] = "numbers" }
 
 local function kind_of(kind)
   local k = M.kinds[kind]
@@ -34,7 +39,7 @@ local function describe(d, path)
     end
   end
   return {
-    kind = kind_names[tonumber(d.kind)] or "?", name = ffi.string(d.name),
+    kind = kind_name(d.kind), name = ffi.string(d.name),
     version = d.version ~= nil and ffi.string(d.version) or "?",
     summary = d.summary ~= nil and ffi.string(d.summary) or "",
     abi = ("%d.%d"):format(d.abi_major, d.abi_minor), options = opts, path = path, ptr = d,
@@ -126,7 +131,7 @@ local function list_impl()
   cb:free()
   check(st)
   table.sort(found, function(a, b)
-    if a.kind ~= b.kind then return (M.kinds[a.kind] or 9) < (M.kinds[b.kind] or 9) end
+    if a.kind ~= b.kind then return (M.kinds[a.kind] or 99) < (M.kinds[b.kind] or 99) end
     return a.name < b.name
   end)
   return found, refused
@@ -156,22 +161,131 @@ function M.report(out)
 end
 
 -- Plugins written in Lua --------------------------------------------------------------------
--- ff.source.lua{ name =, sample = function(self, rng, out) end [, log_prob = function(self, x, out)] }
--- ff.decoder.lua{ name =, decode = function(self, x, rng, out) end, emits_probs = false }
+-- ff.source.lua{ name =, sample = function(self, rng, out) end [, log_prob = function(self, x, out)]
+--                [, create = function(self, space) end] }
+-- ff.decoder.lua{ name =, decode = function(self, x, rng, out) end, emits_probs = false [, create =] }
 -- ff.metric.lua{ name =, compute = function(self, samples, data) return number end }
+-- A source or decoder is registered with the loader under its name when made (refused like a C
+-- descriptor: name [a-z0-9_]+, a name already registered) and unregistered when Lua collects it;
+-- a flow names it like any plugin and the core calls its functions through the vtable: once per
+-- batch, with tensors borrowed for the call. Metrics are run by ff.metrics.run (the core has no
+-- metric kind).
 local required = { source = "sample", decoder = "decode", metric = "compute" }
+local optional = { source = { log_prob = true, create = true }, decoder = { create = true } }
+
+-- A Lua function as a vtable entry for C: a Lua error must not unwind through C frames, so it is
+-- caught here, becomes FF_EPLUGIN with its message (ff_errorf), and its traceback waits for the
+-- check that raises the C error in Lua (core.check appends it).
+local function guarded(fn)
+  local function handler(e)
+    return { msg = type(e) == "string" and e or tostring(e), tb = debug.traceback("", 2) }
+  end
+  return function(...)
+    local ok, err = xpcall(fn, handler, ...)
+    if ok then return 0 end
+    core.callback_failed(err.msg, err.tb)
+    return C.ff_errorf(C.FF_EPLUGIN, "%s", err.msg)
+  end
+end
+
+-- The vtable of a Lua plugin: each entry an ffi.cast callback of the field's own C type (so no
+-- signature is written twice). Returns the vtable cdata and the list of callbacks to free.
+-- A callback is a GC root: the callbacks reach t only through the weak `ref`, or t (and its guard,
+-- which frees them) could never be collected.
+local function lua_vtable(kind, t)
+  local ref = setmetatable({ t }, { __mode = "v" })
+  local vt = ffi.new(kind == "source" and "ff_source_vtable" or "ff_decoder_vtable")
+  local cbs = {}
+  local function set(field, fn)
+    local ct, g = ffi.typeof(vt[field]), guarded(fn)
+    local ok, cb = pcall(ffi.cast, ct, g)
+    if not ok then                  -- LuaJIT has a few hundred callback slots: free the dead ones
+      collectgarbage(); collectgarbage()
+      ok, cb = pcall(ffi.cast, ct, g)
+      if not ok then
+        for _, c in ipairs(cbs) do c:free() end
+        raise(("ff.%s.lua \"%s\": %s (every live Lua plugin holds %d)"):format(kind, t.name, tostring(cb):gsub("^.-: ", ""), #cbs + 1))
+      end
+    end
+    cbs[#cbs + 1] = cb
+    vt[field] = cb
+  end
+  set("create", function(_, sp, state)
+    state[0] = nil                                  -- the Lua table is the state (self)
+    local p = ref[1]
+    if p.create then
+      p.create(p, { k = tonumber(sp.k), d = tonumber(sp.d), cond_classes = tonumber(sp.cond_classes),
+                    cond_channels = tonumber(sp.cond_channels) })
+    end
+  end)
+  if kind == "source" then
+    set("sample", function(_, rng, out) local p = ref[1]; p.sample(p, rng, out[0]) end)
+    if t.log_prob then set("log_prob", function(_, x, out) local p = ref[1]; p.log_prob(p, x[0], out[0]) end) end
+  else
+    set("decode", function(_, x, rng, out) local p = ref[1]; p.decode(p, x[0], rng, out[0]) end)
+    vt.emits_probs = t.emits_probs and 1 or 0
+  end
+  return vt, cbs
+end
+
+-- Registers t with the loader; the returned guard unregisters it and frees the callbacks when Lua
+-- collects it (the loader keeps its own copy of the descriptor while a flow's instance lives; the
+-- flow holds t, so no callback is freed while a flow can still call it).
+local function register(kind, t)
+  local kind_id = M.kinds[kind]
+  local vt, cbs = lua_vtable(kind, t)
+  local desc = ffi.new("ff_plugin")
+  desc.abi_major, desc.abi_minor = core.constants.FF_PLUGIN_ABI_MAJOR, core.constants.FF_PLUGIN_ABI_MINOR
+  desc.kind, desc.vtable_size, desc.vtable = kind_id, ffi.sizeof(vt), vt
+  desc.name, desc.version, desc.summary = t.name, "lua", "written in Lua"
+  local function free_callbacks() for _, cb in ipairs(cbs) do cb:free() end end
+  local st = C.ff_plugin_register(desc)              -- copies desc, vt and the strings
+  if st ~= 0 then free_callbacks(); check(st) end
+  local name = t.name
+  return ffi.gc(ffi.new("char[1]"), function()
+    C.ff_plugin_unregister(kind_id, name)
+    free_callbacks()
+  end)
+end
+
+local live = setmetatable({}, { __mode = "v" })     -- "kind/name" -> registered Lua plugin
+local function taken(kind, name)
+  return C.ff_plugin_find(M.kinds[kind], name, ffi.new("const ff_plugin *[1]")) == 0
+end
+
 local function lua_plugin(kind)
   return function(t)
     if type(t) ~= "table" then raise(("ff.%s.lua: expects a table of functions, got %s"):format(kind, type(t))) end
-    if type(t.name) ~= "string" or not t.name:match("^[%w_]+$") then
-      raise(("ff.%s.lua: name must be a string of [A-Za-z0-9_], got %s"):format(kind, tostring(t.name)))
+    if type(t.name) ~= "string" then
+      raise(("ff.%s.lua: name must be a string, got %s"):format(kind, type(t.name)))
+    end
+    if kind == "metric" and not t.name:match("^[%w_]+$") then   -- others: the loader's rule
+      raise(("ff.metric.lua: name must be a string of [A-Za-z0-9_], got %s"):format(t.name))
     end
     local fn = required[kind]
     if type(t[fn]) ~= "function" then
       raise(("ff.%s.lua \"%s\": needs a function '%s'"):format(kind, t.name, fn))
     end
+    for field in pairs(optional[kind] or {}) do
+      if t[field] ~= nil and type(t[field]) ~= "function" then
+        raise(("ff.%s.lua \"%s\": %s must be a function, got %s"):format(kind, t.name, field, type(t[field])))
+      end
+    end
     t.lua = true
     t.kind = kind
+    if kind ~= "metric" then
+      -- the name must be free: a Lua plugin never silently replaces another plugin of the process
+      local key = kind .. "/" .. t.name
+      if t.name:match("^[a-z0-9_]+$") and taken(kind, t.name) then
+        collectgarbage(); collectgarbage()        -- its holder may be a Lua plugin nobody references
+        if taken(kind, t.name) then
+          raise(live[key] and ("ff.%s.lua: another Lua %s named \"%s\" is alive (names are unique while registered)"):format(kind, kind, t.name)
+                or ("ff.%s.lua: \"%s\" is already the name of a %s plugin on the search path; choose another name"):format(kind, t.name, kind))
+        end
+      end
+      t.registration_ = register(kind, t)
+      live[key] = t
+    end
     return setmetatable(t, { __tostring = function() return ("lua %s \"%s\""):format(kind, t.name) end })
   end
 end

@@ -13,12 +13,20 @@ M.methods = methods
 
 local tensor_t   = ffi.typeof("ff_tensor_t")
 local out_t      = ffi.typeof("ff_tensor_t *[1]")
+local ptr_t      = ffi.typeof("ff_tensor_t *")
 local dims_t     = ffi.typeof("int64_t[4]")
 local MAX_DIMS   = core.constants.FF_MAX_DIMS or 4
 
 
 local function is_tensor(x) return ffi.istype(tensor_t, x) end
 M.is_tensor = is_tensor
+
+-- Argument check: raises "fname: name must be a tensor, got <type>" unless v is one (or nil and
+-- optional).
+function M.expect(fname, name, v, optional)
+  if v == nil and optional then return end
+  if not is_tensor(v) then raise(("%s: %s must be a tensor, got %s"):format(fname, name, type(v))) end
+end
 
 -- LuaJIT's collector sees a 16-byte cdata, not the megabytes of C storage behind it, so a loop
 -- making big temporaries could pile up C memory between Lua collections. Each constructor looks at
@@ -34,9 +42,13 @@ local function pressure()
   end
 end
 
--- Takes ownership of a fresh C tensor (out: ff_tensor_t *[1]): ff_tensor_free runs when Lua
--- collects it.
+-- Takes ownership of a fresh C tensor p (an ff_tensor_t *, i.e. out[0] of the ff_tensor_t *[1]
+-- the C call filled) and returns the reference p[0]: ff_tensor_free runs when Lua collects it.
+-- Passing the ff_tensor_t *[1] itself would hand out a pointer (x[1] = pointer arithmetic).
 local function own(p)
+  if not ffi.istype(ptr_t, p) then
+    error("tensor.own: expects the ff_tensor_t * a C call returned, got " .. tostring(ffi.typeof(p)), 2)
+  end
   local t = ffi.gc(p[0], C.ff_tensor_free)
   pressure()
   return t

@@ -50,4 +50,16 @@ function M.write_atomic(path, text)
   if not ok then os.remove(tmp); core.raise("cannot write " .. path .. ": " .. tostring(rerr)) end
 end
 
+-- Raises "<what>: unknown <noun> 'key' (known: a, b, c)" for the first key of t not in `known`.
+function M.check_keys(t, known, what, noun)
+  for k in pairs(t) do
+    if not known[k] then
+      local names = {}
+      for n in pairs(known) do names[#names + 1] = n end
+      table.sort(names)
+      core.raise(("%s: unknown %s '%s' (known: %s)"):format(what, noun, tostring(k), table.concat(names, ", ")))
+    end
+  end
+end
+
 return M

@@ -1,5 +1,5 @@
 -- viz.lua — PNG figures through libfisherflow_viz (viz.h): ff.viz.simplex(path, panels, opts),
--- ff.viz.lines(path, series, axes, opts), and the density grid of a flow (flow:density{}).
+-- ff.viz.lines(path, series, axes, opts), and the grid flow:density{} evaluates on.
 local core   = require "fisherflow.core"
 local tensor = require "fisherflow.tensor"
 local json   = require "fisherflow.json"
@@ -54,6 +54,13 @@ local function default_meta(t)
   return copy
 end
 
+-- Centres of viz's [res, res] grid as points [res*res, 1, 3] (flow:density evaluates there).
+function M.grid_points(res)
+  local pts = tensor.zeros(res * res, 1, 3)
+  check(core.viz_lib().ff_viz_simplex_grid_points(res, pts))
+  return pts
+end
+
 function M.install(ff)
   if not core.config.viz_lib then return end
   local V = core.viz_lib()
@@ -76,12 +83,7 @@ function M.install(ff)
     return grid
   end
 
-  -- Centres of the [res, res] grid as points [res*res, 1, 3].
-  function viz.grid_points(res)
-    local pts = tensor.zeros(res * res, 1, 3)
-    check(V.ff_viz_simplex_grid_points(res, pts))
-    return pts
-  end
+  viz.grid_points = M.grid_points
 
   -- ff.viz.simplex(path, { { title =, points =, density =, trajectories =, style = "scatter" |
   --   "histogram", hist_res =, log_scale =, vmin =, vmax =, alpha =, radius =, color =,
@@ -262,19 +264,6 @@ function M.install(ff)
     return viz.simplex(path, panels, opts), panels
   end
 
-  -- flow:density{ resolution = 128, steps =, estimator =, probes = } -> [res, res] model density
-  -- on viz's grid (exp of flow:log_prob at every cell centre); only for k = 1, d = 2.
-  local Flow = require("fisherflow.flow").Flow
-  function Flow:density(t)
-    t = t or {}
-    if self.k ~= 1 or self.d ~= 2 then raise("flow:density: needs a flow on S^2_+ with k = 1") end
-    local res = t.resolution or t.res or 128
-    local pts = viz.grid_points(res)
-    local lp = self:log_prob(pts, { steps = t.steps, estimator = t.estimator, probes = t.probes })
-    local grid = tensor.zeros(res, res)
-    for i = 0, res * res - 1 do grid.data[i] = math.exp(lp.data[i]) end
-    return grid
-  end
 end
 
 return M

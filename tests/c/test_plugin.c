@@ -492,4 +492,150 @@ FF_TEST(network_plugins_load) {
     }
 }
 
+/* --- in-process registrations ----------------------------------------------------------------- */
+
+#define REG_MARK 0.57735026f
+static int reg_creates, reg_samples;
+static ff_status reg_create(const ff_options *o, const ff_space *sp, void **state) {
+    (void)o; (void)sp;
+    reg_creates++;
+    *state = &reg_creates;
+    return FF_OK;
+}
+static ff_status reg_sample(void *state, ff_rng_t *rng, ff_tensor_t *out) {
+    (void)rng;
+    if (state != &reg_creates) return ff_errorf(FF_EINVAL, "reg_sample: wrong state");
+    reg_samples++;
+    for (int64_t i = 0; i < ff_tensor_numel(out); i++) out->data[i] = REG_MARK;   /* the centre of S^2_+ */
+    return FF_OK;
+}
+static const ff_source_vtable reg_vt = { reg_create, reg_sample, NULL, NULL };
+static ff_status reg_decode(void *state, const ff_tensor_t *x, ff_rng_t *rng, ff_tensor_t *out) {
+    (void)state; (void)rng;
+    return ff_tensor_copy(out, x);
+}
+
+static ff_plugin reg_desc(const char *name) {
+    ff_plugin d = { FF_PLUGIN_ABI_MAJOR, FF_PLUGIN_ABI_MINOR, FF_PLUGIN_SOURCE, sizeof(ff_source_vtable),
+                    name, "0.1", "registered in the test", NULL, &reg_vt };
+    return d;
+}
+
+FF_TEST(register_refusals) {
+    use_fixtures();
+    ff_plugin d = reg_desc("Bad-Name");
+    FF_EXPECT_ERROR(ff_plugin_register(&d), FF_EINVAL,
+                    "ff_plugin_register: source \"Bad-Name\": invalid plugin name (expected [a-z0-9_]+");
+    d = reg_desc(NULL);
+    FF_EXPECT_ERROR(ff_plugin_register(&d), FF_EINVAL, "source \"(null)\": invalid plugin name");
+    FF_EXPECT_ERROR(ff_plugin_register(NULL), FF_EINVAL, "ff_plugin_register: desc is NULL");
+    d = reg_desc("reg_abi");
+    d.abi_major = FF_PLUGIN_ABI_MAJOR + 1;
+    FF_EXPECT_ERROR(ff_plugin_register(&d), FF_EABI, "ff_plugin_register: source \"reg_abi\": built for plugin ABI 2.");
+    d = reg_desc("reg_kind");
+    d.kind = 7;
+    FF_EXPECT_ERROR(ff_plugin_register(&d), FF_EPLUGIN, "ff_plugin_register: unknown plugin kind 7");
+    d = reg_desc("reg_small");
+    d.vtable_size = 8;
+    FF_EXPECT_ERROR(ff_plugin_register(&d), FF_EPLUGIN, "source \"reg_small\": vtable_size 8 is below the source vtable");
+    static const ff_source_vtable no_sample = { reg_create, NULL, NULL, NULL };
+    d = reg_desc("reg_missing");
+    d.vtable = &no_sample;
+    FF_EXPECT_ERROR(ff_plugin_register(&d), FF_EPLUGIN,
+                    "ff_plugin_register: source \"reg_missing\": vtable lacks the required function \"sample\"");
+    static const ff_option_spec bad_opts[] = { { "Width", FF_OPT_INT, "1", "" }, { NULL, 0, NULL, NULL } };
+    d = reg_desc("reg_opts");
+    d.options = bad_opts;
+    FF_EXPECT_ERROR(ff_plugin_register(&d), FF_EPLUGIN, "option name \"Width\" is not [a-z0-9_]+");
+    /* none of the refused ones is findable */
+    const ff_plugin *found = NULL;
+    FF_EXPECT_ERROR(ff_plugin_find(FF_PLUGIN_SOURCE, "reg_missing", &found), FF_EIO, "source \"reg_missing\" not found");
+    /* a clash with a registered name; another kind may use the name */
+    d = reg_desc("reg_twice");
+    FF_EXPECT(ff_plugin_register(&d) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT_ERROR(ff_plugin_register(&d), FF_EINVAL,
+                    "ff_plugin_register: source \"reg_twice\": a source of that name is already registered");
+    FF_EXPECT(ff_plugin_unregister(FF_PLUGIN_SOURCE, "reg_twice") == FF_OK, "%s", ff_last_error());
+    FF_EXPECT_ERROR(ff_plugin_unregister(FF_PLUGIN_SOURCE, "reg_twice"), FF_EINVAL,
+                    "ff_plugin_unregister: source \"reg_twice\" is not registered");
+    FF_EXPECT_ERROR(ff_plugin_unregister((ff_plugin_kind)0, "x"), FF_EINVAL, "unknown plugin kind 0");
+}
+
+FF_TEST(register_lookup_order_and_lifetime) {
+    use_fixtures();
+    const ff_plugin *file = NULL, *got = NULL;
+    FF_EXPECT(ff_plugin_find(FF_PLUGIN_SOURCE, "uniform_sphere", &file) == FF_OK, "%s", ff_last_error());
+    /* registered from memory the caller frees at once: the loader keeps its own copy */
+    char *name = strdup("uniform_sphere");
+    ff_plugin *d = malloc(sizeof *d);
+    *d = reg_desc(name);
+    FF_EXPECT(ff_plugin_register(d) == FF_OK, "%s", ff_last_error());
+    memset(name, 'x', strlen(name));
+    free(name);
+    free(d);
+    /* looked up before the files: it shadows source_uniform_sphere.so */
+    FF_EXPECT(ff_plugin_find(FF_PLUGIN_SOURCE, "uniform_sphere", &got) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(got != file && !strcmp(got->summary, "registered in the test") && !strcmp(got->name, "uniform_sphere"),
+              "the registration comes first: %s", got ? got->summary : "(none)");
+    reg_creates = reg_samples = 0;
+    ff_space sp = { 1, 2, 0, 0 };
+    ff_plugin_inst *inst = NULL;
+    FF_EXPECT(ff_plugin_new(&inst, FF_PLUGIN_SOURCE, "uniform_sphere", NULL, &sp, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    if (!inst) return;
+    FF_EXPECT(reg_creates == 1 && inst->state == &reg_creates, "the registered create ran");
+    FF_EXPECT(ff_plugin_refs(inst->desc) == 1, "refs %d", ff_plugin_refs(inst->desc));
+    /* unregistered while an instance lives: the name is free again, the instance keeps working */
+    FF_EXPECT(ff_plugin_unregister(FF_PLUGIN_SOURCE, "uniform_sphere") == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_plugin_find(FF_PLUGIN_SOURCE, "uniform_sphere", &got) == FF_OK && got == file, "the file again");
+    ff_tensor_t *x = NULL;
+    ff_tensor_new3(&x, 4, 1, 3);
+    FF_EXPECT(((const ff_source_vtable *)inst->desc->vtable)->sample(inst->state, NULL, x) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(reg_samples == 1 && x->data[11] == REG_MARK, "the registered sample ran");
+    ff_tensor_free(x);
+    ff_plugin_free(inst);            /* frees the loader's copy (the sanitizer build checks) */
+    /* a flow names a registered source like any plugin, and calls it once per batch */
+    ff_plugin r = reg_desc("reg_flow_src");
+    FF_EXPECT(ff_plugin_register(&r) == FF_OK, "%s", ff_last_error());
+    ff_flow_config cfg = ff_flow_default_config();
+    cfg.space.k = 1; cfg.space.d = 2;
+    cfg.source.name = "reg_flow_src";
+    ff_flow_t *f = NULL;
+    FF_EXPECT(ff_flow_new(&f, &cfg) == FF_OK, "%s", ff_last_error());
+    if (f) {
+        ff_tensor_t *out = NULL;
+        ff_tensor_new3(&out, 6, 1, 3);
+        ff_sample_opts so = ff_flow_default_sample_opts();
+        so.steps = 1;
+        reg_samples = 0;
+        FF_EXPECT(ff_flow_sample(f, out, NULL, NULL, &so, NULL) == FF_OK, "%s", ff_last_error());
+        FF_EXPECT(reg_samples == 1, "one draw for the batch, got %d", reg_samples);
+        double loss = 0;
+        FF_EXPECT(ff_flow_eval_loss(f, out, NULL, &loss) == FF_OK, "%s", ff_last_error());
+        FF_EXPECT(reg_samples == 2, "eval_loss drew from the registered source: %d", reg_samples);
+        ff_tensor_t *lp = NULL;
+        ff_tensor_new1(&lp, 6);
+        FF_EXPECT_ERROR(ff_flow_log_prob(f, out, NULL, NULL, lp), FF_EINVAL, "source \"reg_flow_src\" has no density");
+        ff_tensor_free(lp);
+        ff_tensor_free(out);
+        ff_flow_free(f);
+    }
+    FF_EXPECT(ff_plugin_unregister(FF_PLUGIN_SOURCE, "reg_flow_src") == FF_OK, "%s", ff_last_error());
+}
+
+FF_TEST(emits_probs_from_the_descriptor) {
+    use_fixtures();
+    const ff_plugin *argmax = NULL, *src = NULL;
+    FF_EXPECT(ff_plugin_find(FF_PLUGIN_DECODER, "argmax", &argmax) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_plugin_find(FF_PLUGIN_SOURCE, "uniform_sphere", &src) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_plugin_emits_probs(argmax) == 0 && ff_plugin_emits_probs(src) == 0 && ff_plugin_emits_probs(NULL) == 0,
+              "tokens");
+    static const ff_decoder_vtable probs_vt = { reg_create, reg_decode, NULL, 1 };
+    ff_plugin d = { FF_PLUGIN_ABI_MAJOR, FF_PLUGIN_ABI_MINOR, FF_PLUGIN_DECODER, sizeof(ff_decoder_vtable),
+                    "reg_probs", "0.1", "", NULL, &probs_vt };
+    FF_EXPECT(ff_plugin_register(&d) == FF_OK, "%s", ff_last_error());
+    const ff_plugin *got = NULL;
+    FF_EXPECT(ff_plugin_find(FF_PLUGIN_DECODER, "reg_probs", &got) == FF_OK && ff_plugin_emits_probs(got) == 1, "probs");
+    FF_EXPECT(ff_plugin_unregister(FF_PLUGIN_DECODER, "reg_probs") == FF_OK, "%s", ff_last_error());
+}
+
 FF_MAIN()

@@ -9,14 +9,19 @@ local cdef = require "fisherflow.cdef"
 local function probe()
   local path = T.params.layout
   T.ok(path, "run with layout=<path of ff_cdef_layout>")
-  local p = io.popen(path)
-  local facts = {}
+  -- LuaJIT's popen:close() returns true whatever the exit status: read it from the shell
+  local p = io.popen(("'%s'; echo \"rc=$?\""):format(path))
+  local facts, rc = {}, nil
   for line in p:lines() do
-    local f = {}
-    for field in line:gmatch("[^\t]+") do f[#f + 1] = field end
-    facts[#facts + 1] = f
+    rc = tonumber(line:match("^rc=(%d+)$")) or rc
+    if not line:match("^rc=%d+$") then
+      local f = {}
+      for field in line:gmatch("[^\t]+") do f[#f + 1] = field end
+      facts[#facts + 1] = f
+    end
   end
-  T.ok(p:close(), "%s failed", path)
+  p:close()
+  T.eq(rc, 0, path .. " exit status")
   return facts
 end
 

@@ -106,7 +106,8 @@ typedef const ff_plugin *(*ff_plugin_entry_fn)(void);
 const char *ff_plugin_kind_name(ff_plugin_kind kind);          /* "source", ... ; "?" otherwise */
 
 /* --- Loader --------------------------------------------------------------------------------
- * Search order for <kind>_<name>.so: $FISHERFLOW_PLUGIN_PATH (colon-separated), the build tree's
+ * Search order: in-process registrations (ff_plugin_register below), then <kind>_<name>.so in
+ * $FISHERFLOW_PLUGIN_PATH (colon-separated), the build tree's
  * plugin directory, the install prefix's (lib/fisherflow/plugins). Handles are cached and
  * refcounted; a handle is never dlclose'd while an instance from it lives. */
 ff_status ff_plugin_find(ff_plugin_kind kind, const char *name, const ff_plugin **out);
@@ -117,6 +118,24 @@ int       ff_plugin_unload_unused(void);
 int       ff_plugin_refs(const ff_plugin *desc);
 /* Size in bytes of a kind's vtable at ABI 1.0 (the least the loader accepts); 0 for a bad kind. */
 size_t    ff_plugin_vtable_min_size(ff_plugin_kind kind);
+
+/* --- In-process plugins ---------------------------------------------------------------------
+ * A host (the Lua layer's ff.source.lua{}, a test, an embedding program) may register a descriptor
+ * built in memory instead of shipping a file. ff_plugin_find and ff_plugin_new look registrations
+ * up by kind + name BEFORE they search files, so a registration shadows a file of the same name.
+ * ff_plugin_register applies the checks a plugin file passes (ABI major, kind, name [a-z0-9_]+,
+ * vtable_size, required functions, option spec) and refuses a name already registered for its kind.
+ * It copies the descriptor, vtable_size bytes of vtable, the strings and the option spec: the
+ * caller's memory may go once it returns. The functions the vtable points to must stay callable
+ * while instances made from the registration are used; ff_plugin_free calls destroy (so a host
+ * whose functions die at unregistration registers destroy = NULL, as the Lua layer does). */
+ff_status ff_plugin_register(const ff_plugin *desc);
+/* Takes kind/name off the lookup (the name is free again at once); FF_EINVAL if it is not
+ * registered. Instances alive keep the loader's copy until the last one is freed. */
+ff_status ff_plugin_unregister(ff_plugin_kind kind, const char *name);
+/* 1 when desc is a decoder whose decode fills probabilities [n, k, d+1], 0 when it fills token ids
+ * [n, k] (or desc is not a decoder). */
+int       ff_plugin_emits_probs(const ff_plugin *desc);
 
 /* An instance: descriptor + validated options + plugin state. */
 typedef struct ff_plugin_inst {
