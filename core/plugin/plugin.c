@@ -1,5 +1,5 @@
 /* plugin.c — the plugin loader: search path, dlopen, descriptor checks, refcounted handle cache,
- * option validation and instance lifetime (plugin.h; STYLE.md B6 gives the refusal messages). */
+ * option validation and instance lifetime (plugin.h; docs/DESIGN.md, "Plugin ABI", lists the refusals). */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>

@@ -1,4 +1,4 @@
-/* test_plugin.c — the loader (plugin.h, STYLE.md B6): every refusal provoked with a fixture .so from
+/* test_plugin.c — the loader (plugin.h, docs/DESIGN.md "Plugin ABI"): every refusal provoked with a fixture .so from
  * tests/fixtures and its message checked; option validation through the loader; ABI-minor
  * compatibility; handle refcounts; listing; and every shipped plugin loaded through ff_plugin_new
  * and run once on small input. FISHERFLOW_PLUGIN_PATH points at the fixture directory. */
