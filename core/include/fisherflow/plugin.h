@@ -106,8 +106,9 @@ typedef const ff_plugin *(*ff_plugin_entry_fn)(void);
 const char *ff_plugin_kind_name(ff_plugin_kind kind);          /* "source", ... ; "?" otherwise */
 
 /* --- Loader --------------------------------------------------------------------------------
- * Search order for <kind>_<name>.so: $FISHERFLOW_PLUGIN_PATH (colon-separated), the build tree's
- * plugin directory, the install prefix's (lib/fisherflow/plugins). Handles are cached and
+ * Search order for <kind>_<name>.so: $FISHERFLOW_PLUGIN_PATH (colon-separated), then the shipped
+ * plugins: the build tree's plugins/ for the build tree's libfisherflow, else fisherflow/plugins
+ * next to the installed libfisherflow (found with dladdr, so any prefix works). Handles are cached and
  * refcounted; a handle is never dlclose'd while an instance from it lives. */
 ff_status ff_plugin_find(ff_plugin_kind kind, const char *name, const ff_plugin **out);
 /* ff_plugin_find's descriptor stays valid until ff_plugin_unload_unused(), which dlcloses every
