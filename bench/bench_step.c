@@ -1,4 +1,4 @@
-/* bench_step.c — the paper's toy setting (PAPER.md §2): k = 4 positions, K = d+1 symbols in {20, 160},
+/* bench_step.c — the paper's toy setting (docs/PAPER_PROTOCOLS.md §2): k = 4 positions, K = d+1 symbols in {20, 160},
  * bmlp hidden 512 depth 4 emb 64, batch 512; median ms per ff_flow_step with exact_ot and with
  * independent coupling, and ms for one 100-step Euler sampling of 2048 samples. Prints figures only.
  *   bench_step [--steps N (timed steps, default 20)] [--no-sample] [--K a,b,...]

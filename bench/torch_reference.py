@@ -9,7 +9,7 @@ for --ot-solver pot, python3-pot. Nothing in the build or the tests uses this fi
 Workloads (each prints a median of per-repetition wall times after warm-up):
   mlp     4 x Linear(512, 512), LeakyReLU(0.01) between them, MSE against a fixed target, batch 512;
           zero_grad + forward + backward + AdamW (torch defaults: lr 1e-3, wd 0.01) — bench_mlp.c.
-  step    one flow-matching training step on the (Delta^K)^4 toy (PAPER.md §2, MATH.md "Training"):
+  step    one flow-matching training step on the (Delta^K)^4 toy (docs/PAPER_PROTOCOLS.md §2, MATH.md "Training"):
           x1 = sqrt(one-hot); x0 = |z|/||z|| per position; t ~ U[0,1) per sample; optional exact
           minibatch OT re-pairing for C_ij = sum_k arccos(<x1_i,k, x0_j,k>)^2; closed-form slerp
           x_t and u_t; the BMLP (plugins/network/bmlp.c); tangent projection v - <x,v>x;

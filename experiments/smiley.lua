@@ -1,4 +1,4 @@
--- experiments/smiley.lua — the paper's Fig. 2 toy (PAPER.md §3): Fisher flow on the 2-simplex
+-- experiments/smiley.lua — the paper's Fig. 2 toy (docs/PAPER_PROTOCOLS.md §3): Fisher flow on the 2-simplex
 -- learning a smiley face. Writes <out>.png (target | samples | model density), <out>.json (metrics),
 -- <out>.jsonl (loss curve) and <out>.safetensors (checkpoint).
 -- Metrics: 50,000 samples (100 Riemannian-Euler steps) binned on the triangular grid (bins^2 cells)

@@ -1,4 +1,4 @@
--- experiments/toy_dfm.lua — the Dirichlet-FM toy of the paper's Fig. 3 (PAPER.md §2): k = 4
+-- experiments/toy_dfm.lua — the Dirichlet-FM toy of the paper's Fig. 3 (docs/PAPER_PROTOCOLS.md §2): k = 4
 -- positions over K symbols, a random true categorical per position (softmax of U[0,1), seeded),
 -- one-hot data drawn on the fly. Metric: KL(model || true) of the per-position histogram of
 -- argmax-decoded samples (100 Euler steps, batches of 2,048), averaged over positions.

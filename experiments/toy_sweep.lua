@@ -1,5 +1,5 @@
 -- experiments/toy_sweep.lua — collects the runs of experiments/toy_sweep.sh (the paper's Fig. 3,
--- PAPER.md §2): every toy_dfm JSON in --dir becomes a row of <dir>/sweep.json (K, geometry,
+-- docs/PAPER_PROTOCOLS.md §2): every toy_dfm JSON in --dir becomes a row of <dir>/sweep.json (K, geometry,
 -- coupler, KL, empty bins, steps, samples, EMA decay, wall times) and a point of <dir>/sweep.png (KL against
 -- K, log y, one series per geometry/coupler/budget, the paper's preliminary numbers, the uniform model
 -- and the noise floor dashed).
@@ -10,7 +10,7 @@ local arg = ff.args {
   dir = { "out/toy_sweep", "directory holding the toy_dfm.lua results (*.json)" },
 }
 
--- PAPER.md §2: preliminary numbers from the official repository's plotting notebook (d751755).
+-- docs/PAPER_PROTOCOLS.md §2: preliminary numbers from the official repository's plotting notebook (d751755).
 local Ks = { 5, 10, 20, 40, 60, 80, 100, 120, 140, 160 }
 local reference = {
   { label = "Dirichlet FM (paper repo, prelim.)",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# experiments/toy_sweep.sh — the paper's Fig. 3 sweep (PAPER.md §2): experiments/toy_dfm.lua for every
+# experiments/toy_sweep.sh — the paper's Fig. 3 sweep (docs/PAPER_PROTOCOLS.md §2): experiments/toy_dfm.lua for every
 # K x coupler x geometry, then experiments/toy_sweep.lua collects the runs into <out>/sweep.json
 # (one row per run, with its budget) and <out>/sweep.png (KL against K, log y, with the paper's
 # preliminary Fisher-Flow and Dirichlet-FM numbers as dashed reference series).

@@ -1,5 +1,6 @@
 /* runner.c — the `fisherflow` executable: embeds LuaJIT, points package.path at the Lua layer (the
- * source/build tree when this binary lives in the build tree, else the install prefix), tells
+ * source/build tree when this binary lives in the build tree, else FF_BIN_TO_LUA from the binary's own
+ * directory, so an install works in whatever prefix it was put), tells
  * lua/fisherflow/core.lua where libfisherflow is, and runs `run SCRIPT [--key value ...]`,
  * `plugins`, `--version`, `--help`. Script errors print "fisherflow: script.lua:12: message" + exit 1.
  */
@@ -39,8 +40,9 @@ static int same_dir(const char *a, const char *b) {
     return strcmp(ra, rb) == 0;
 }
 
-/* The file a loaded symbol came from: the runner is linked with libfisherflow, and handing that
- * same path to ffi.load makes Lua and the runner share one copy of the library. */
+/* The file a loaded symbol came from: the runner is linked with libfisherflow (found through its
+ * $ORIGIN-relative RPATH), and handing that same path to ffi.load makes Lua and the runner share one
+ * copy of the library. */
 static int lib_of(void *sym, char *out, size_t size) {
     Dl_info info;
     if (!sym || !dladdr(sym, &info) || !info.dli_fname) return 0;
@@ -61,20 +63,30 @@ static int find_paths(paths *p) {
         snprintf(p->lua_dir, sizeof p->lua_dir, "%s", FF_LUA_BUILD_DIR);
         snprintf(p->gen_dir, sizeof p->gen_dir, "%s/lua", FF_LIB_BUILD_DIR);
     } else {
-        snprintf(p->lua_dir, sizeof p->lua_dir, "%s", FF_LUA_INSTALL_DIR);
-        snprintf(p->gen_dir, sizeof p->gen_dir, "%s", FF_LUA_INSTALL_DIR);
+        char rel[PATH_MAX];
+        int w = snprintf(rel, sizeof rel, "%s/%s", p->exe_dir, FF_BIN_TO_LUA);
+        if (w < 0 || (size_t)w >= sizeof rel || !realpath(rel, p->lua_dir)) {
+            fprintf(stderr, "fisherflow: the Lua files are not where this installation keeps them (%s)\n", rel);
+            return 0;
+        }
+        snprintf(p->gen_dir, sizeof p->gen_dir, "%s", p->lua_dir);
     }
     if (!lib_of((void *)ff_version, p->lib, sizeof p->lib)) {
         fprintf(stderr, "fisherflow: cannot locate libfisherflow (dladdr failed)\n");
         return 0;
     }
-    /* viz is optional at this level: looked up at run time, not linked by symbol. */
+    /* viz is optional at this level: looked up at run time, not linked by symbol. Installed, it sits
+     * next to libfisherflow. */
     p->viz_lib[0] = '\0';
     if (!lib_of(dlsym(RTLD_DEFAULT, "ff_viz_simplex"), p->viz_lib, sizeof p->viz_lib)) {
-        char cand[PATH_MAX];
-        if (p->build_tree) snprintf(cand, sizeof cand, "%s/viz/libfisherflow_viz.so", FF_LIB_BUILD_DIR);
-        else snprintf(cand, sizeof cand, "%s/libfisherflow_viz.so", FF_LIB_INSTALL_DIR);
-        if (access(cand, R_OK) == 0) snprintf(p->viz_lib, sizeof p->viz_lib, "%s", cand);
+        char cand[PATH_MAX], libdir[PATH_MAX];
+        snprintf(libdir, sizeof libdir, "%s", p->lib);
+        char *ls = strrchr(libdir, '/');
+        if (ls) *ls = '\0';
+        int w = p->build_tree ? snprintf(cand, sizeof cand, "%s/viz/libfisherflow_viz.so", FF_LIB_BUILD_DIR)
+                              : snprintf(cand, sizeof cand, "%s/libfisherflow_viz.so", libdir);
+        if (w > 0 && (size_t)w < sizeof cand && access(cand, R_OK) == 0)
+            snprintf(p->viz_lib, sizeof p->viz_lib, "%s", cand);
     }
     return 1;
 }

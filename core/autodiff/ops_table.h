@@ -1,4 +1,4 @@
-/* ops_table.h (private) — the X-macro list of every differentiable op (STYLE.md B5).
+/* ops_table.h (private) — the X-macro list of every differentiable op (docs/DESIGN.md, "The tape and its arena").
  * Add a row here, a forward + ff_bw_<fn> in ops_*.c, and a row in tests/c/test_grad.c
  * (its _Static_assert on FF_OP_COUNT fails until you do). Columns: ENUM, name, backward suffix.
  */

@@ -1,5 +1,5 @@
 /* ode.c — Riemannian Euler and GSL gsl_odeiv2 steppers with a retraction after every accepted step.
- * MATH.md §Sampling; STYLE.md B7 (own evolve loop: the GSL driver has no post-step hook). */
+ * docs/MATH.md §Sampling; an own evolve loop because the GSL driver has no post-step hook. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

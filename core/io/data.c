@@ -1,4 +1,4 @@
-/* data.c — synthetic data sets of the paper (data.h): the smiley on the 2-simplex (PAPER.md §3,
+/* data.c — synthetic data sets of the paper (data.h): the smiley on the 2-simplex (docs/PAPER_PROTOCOLS.md §3,
  * experiment/simple.py `generate_smiley_face` at 5552ee8) and the toy categorical task (§2). */
 #include <math.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* metrics.c — histograms, KL and total variation (metrics.h); the triangular grid on the 2-simplex.
- * KL(model || true) as PAPER.md §2 (src/sfm/distribution.py), with 0 log 0 = 0 made explicit. */
+ * KL(model || true) as docs/PAPER_PROTOCOLS.md §2 (src/sfm/distribution.py), with 0 log 0 = 0 made explicit. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* options.c — typed key/value option tables for plugins, validated against a plugin's spec
- * (options.h; STYLE.md B6 step 5). Defaults are parsed from the spec's text when a getter misses. */
+ * (options.h; docs/DESIGN.md, "Plugin ABI", loading step 4). Defaults are parsed from the spec's text when a getter misses. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* plugin.c — the plugin loader: search path, dlopen, descriptor checks, refcounted handle cache,
- * option validation and instance lifetime (plugin.h; STYLE.md B6 gives the refusal messages). */
+ * option validation and instance lifetime (plugin.h; docs/DESIGN.md, "Plugin ABI", lists the refusals). */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
@@ -12,8 +12,11 @@
 #ifndef FF_PLUGIN_BUILD_DIR
 #define FF_PLUGIN_BUILD_DIR ""
 #endif
-#ifndef FF_PLUGIN_INSTALL_DIR
-#define FF_PLUGIN_INSTALL_DIR ""
+#ifndef FF_LIB_OWN_BUILD_DIR
+#define FF_LIB_OWN_BUILD_DIR ""
+#endif
+#ifndef FF_PLUGIN_SUBDIR
+#define FF_PLUGIN_SUBDIR "fisherflow/plugins"
 #endif
 
 #define MAX_DIRS 64
@@ -76,8 +79,30 @@ static void dirs_add(dirlist *l, const char *d) {
     l->dir[l->n++] = d;
 }
 
+/* The shipped plugins' directory, found from where this library itself was loaded (so an install
+ * works in any prefix): the build tree's plugins/ when this is the build tree's library, else
+ * <the library's directory>/fisherflow/plugins. "" when dladdr cannot tell. */
+static char           own_dir[MAX_PATH];
+static pthread_once_t own_dir_once = PTHREAD_ONCE_INIT;
+
+static void own_dir_find(void) {
+    Dl_info info;
+    char lib[MAX_PATH], build[MAX_PATH];
+    if (!dladdr((void *)ff_plugin_search_path, &info) || !info.dli_fname || !realpath(info.dli_fname, lib))
+        return;
+    char *slash = strrchr(lib, '/');
+    if (!slash) return;
+    *slash = '\0';
+    int w;
+    if (FF_LIB_OWN_BUILD_DIR[0] && realpath(FF_LIB_OWN_BUILD_DIR, build) && !strcmp(build, lib))
+        w = snprintf(own_dir, sizeof own_dir, "%s", FF_PLUGIN_BUILD_DIR);
+    else
+        w = snprintf(own_dir, sizeof own_dir, "%s/%s", lib, FF_PLUGIN_SUBDIR);
+    if (w < 0 || (size_t)w >= sizeof own_dir) own_dir[0] = '\0';    /* too long: search nothing */
+}
+
 /* $FISHERFLOW_PLUGIN_PATH (read on every call, so a test or a script may set it late), then the
- * build tree, then the install prefix. */
+ * shipped plugins (own_dir_find). */
 static void dirs_get(dirlist *l) {
     l->n = 0;
     const char *env = getenv("FISHERFLOW_PLUGIN_PATH");
@@ -85,8 +110,8 @@ static void dirs_get(dirlist *l) {
     char *save = NULL;
     for (char *tok = strtok_r(l->buf, ":", &save); tok; tok = strtok_r(NULL, ":", &save))
         dirs_add(l, tok);
-    dirs_add(l, FF_PLUGIN_BUILD_DIR);
-    dirs_add(l, FF_PLUGIN_INSTALL_DIR);
+    pthread_once(&own_dir_once, own_dir_find);
+    dirs_add(l, own_dir);
 }
 
 static void dirs_join(const dirlist *l, char *buf, size_t size, const char *sep) {

@@ -1,5 +1,5 @@
 -- init.lua — require "fisherflow": the module table (no globals are created). See README and
--- STYLE.md B8 for what an experiment looks like.
+-- experiments/ for what an experiment looks like.
 local core     = require "fisherflow.core"
 local tensor   = require "fisherflow.tensor"
 local random   = require "fisherflow.random"

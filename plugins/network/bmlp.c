@@ -1,4 +1,4 @@
-/* plugins/network/bmlp.c — the paper's toy network ("BestMLP", PAPER.md §2): a residual MLP on the
+/* plugins/network/bmlp.c — the paper's toy network ("BestMLP", docs/PAPER_PROTOCOLS.md §2): a residual MLP on the
  * flattened sequence with the time embedding concatenated to the input of every block.
  *
  * Options:

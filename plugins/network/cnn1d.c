@@ -1,5 +1,5 @@
 /* plugins/network/cnn1d.c — the dilated residual 1-D CNN of Dirichlet FM / Fisher-Flow for DNA
- * (PAPER.md §4-5; DFM's CNNModel), channels last: tensors are [n, L = k, C].
+ * (docs/PAPER_PROTOCOLS.md §4-5; DFM's CNNModel), channels last: tensors are [n, L = k, C].
  *
  * Options:
  *   hidden         int      128            channels of every hidden layer
@@ -15,7 +15,7 @@
  * out = conv1x1(ReLU(conv1x1(feat))) -> [n, k, d+1].
  * Conditioning: cond_classes > 0 adds a class embedding [cond_classes, hidden] to temb (cond: [n]
  * ids); cond_channels > 0 concatenates cond [n, k, cond_channels] to the input channels.
- * Parameters for d+1 = 4, hidden 128, stacks 4, no condition: 3,325,316 (PAPER.md §5).
+ * Parameters for d+1 = 4, hidden 128, stacks 4, no condition: 3,325,316 (docs/PAPER_PROTOCOLS.md §5).
  * Init: PyTorch defaults (conv/linear U(-1/sqrt(fan_in), ..), LayerNorm 1/0, embedding N(0,1)).
  * Cost per position and layer: 2 * kernel * hidden^2 flops (im2col + GEMM in ff_conv1d).
  */

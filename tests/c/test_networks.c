@@ -1,5 +1,5 @@
 /* test_networks.c — the network plugins bmlp and cnn1d, loaded through the loader: output shapes,
- * parameter counts (PAPER.md §2, §5 formulas), gradients against central finite differences,
+ * parameter counts (docs/PAPER_PROTOCOLS.md §2, §5 formulas), gradients against central finite differences,
  * conditioning, and refused options. */
 #include <math.h>
 #include <stdlib.h>
@@ -132,7 +132,7 @@ done:
 }
 
 FF_TEST(bmlp_param_count_matches_paper) {
-    /* PAPER.md §2: 624,256 + 4,356 K for k = 4 positions, d+1 = K symbols, default options. */
+    /* docs/PAPER_PROTOCOLS.md §2: 624,256 + 4,356 K for k = 4 positions, d+1 = K symbols, default options. */
     int64_t Ks[] = { 5, 20, 100 };
     for (int i = 0; i < 3; i++) {
         net m;
@@ -222,7 +222,7 @@ FF_TEST(bmlp_class_condition) {
 }
 
 FF_TEST(cnn1d_param_count_matches_paper) {
-    /* PAPER.md §5: hidden 128, 4 stacks (20 layers), 4 symbols: 3,325,316 trainable parameters. */
+    /* docs/PAPER_PROTOCOLS.md §5: hidden 128, 4 stacks (20 layers), 4 symbols: 3,325,316 trainable parameters. */
     net m;
     ff_space sp = { 16, 3, 0, 0 };
     ff_options *o = NULL;

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# lua_install.sh SRC BUILD — the runner works after `cmake --install` with no environment variables:
-# configures a fresh build with a temporary prefix, builds what is installed, installs, DELETES the
-# build tree, then runs a tiny script (tensors, plugins, a flow step, JSON results) with `env -i`
-# from an unrelated directory, plus `fisherflow plugins` and `--version`.
+# lua_install.sh SRC BUILD — an install works in any prefix chosen at install time, with no
+# environment variables: configures a fresh build with the DEFAULT prefix, builds what is installed,
+# `cmake --install --prefix` into a temporary directory, DELETES the build tree, then runs a tiny
+# script (tensors, plugins, a flow step, JSON results) with `env -i` from an unrelated directory,
+# plus `fisherflow plugins` and `--version`; then builds plugins/template out of tree against the
+# install (find_package and pkg-config, tests/e2e/lib/template_check.sh) and uses it from the runner.
 set -euo pipefail
 src=$1
 tmp=$(mktemp -d)
+tmp=$(realpath "$tmp")
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
+fail() { echo "lua_install: FAIL: $*" >&2; exit 1; }
+# shellcheck source=lib/template_check.sh
+. "$(dirname "$0")/lib/template_check.sh"
 
-cmake -S "$src" -B "$tmp/build" -DCMAKE_BUILD_TYPE=Release -DFF_BENCH=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
+cmake -S "$src" -B "$tmp/build" -DCMAKE_BUILD_TYPE=Release -DFF_BENCH=OFF >/dev/null
+grep -q '^CMAKE_INSTALL_PREFIX:PATH=/usr/local$' "$tmp/build/CMakeCache.txt" || fail "the default prefix is not /usr/local"
 plugins=$(cmake --build "$tmp/build" --target help | sed -n 's/^\.\.\. \(\(source\|coupler\|network\|decoder\)_[a-z0-9_]*\).*/\1/p')
 cmake --build "$tmp/build" -j2 --target fisherflow fisherflow_viz fisherflow_runner fisherflow_cdef $plugins >/dev/null
-cmake --install "$tmp/build" >/dev/null
+cmake --install "$tmp/build" --prefix "$prefix" >/dev/null
 rm -rf "$tmp/build"
 
 mkdir -p "$tmp/work"
@@ -45,4 +52,6 @@ env -i PATH=/usr/bin:/bin "$prefix/bin/fisherflow" --version | grep -q "^fisherf
 printf 'local ff = require "fisherflow"\nlocal t = ff.zeros(2)\nlocal v = t:view(3)\n' > bad.lua
 if env -i PATH=/usr/bin:/bin "$prefix/bin/fisherflow" run bad.lua 2> err.txt; then echo "FAIL: bad.lua succeeded"; exit 1; fi
 head -1 err.txt | grep -q "^fisherflow: bad.lua:3: ff_tensor_view" || { echo "FAIL: error line:"; cat err.txt; exit 1; }
+
+template_check "$src" "$prefix" "$tmp"
 echo "lua_install: ok (prefix $prefix)"

@@ -1,30 +1,34 @@
 #!/usr/bin/env bash
-# tests/e2e/plugin_out_of_tree.sh SOURCE_DIR BUILD_DIR — the out-of-tree plugin story end to end:
-# install the build into a temporary prefix, build plugins/template there with plain cmake +
-# pkg-config against that prefix, install the plugin into a second prefix, then load it through the
-# loader (FISHERFLOW_PLUGIN_PATH) from a small C program compiled here against the installed headers.
+# tests/e2e/plugin_out_of_tree.sh SOURCE_DIR BUILD_DIR — the out-of-tree plugin story the way a user
+# meets it: `cmake --install BUILD_DIR --prefix` into a temporary directory, then the prefix is moved
+# elsewhere (so nothing may depend on where it was installed, nor on the build tree), and nothing is
+# patched. plugins/template is built against it with find_package and with pkg-config
+# (tests/e2e/lib/template_check.sh), listed and used by the installed runner under `env -i`; a C
+# program built against the installed headers loads it through the loader; the dynamic loader's
+# trace shows that nothing is read from BUILD_DIR.
 set -euo pipefail
 src=${1:?usage: plugin_out_of_tree.sh SOURCE_DIR BUILD_DIR}
 build=${2:?usage: plugin_out_of_tree.sh SOURCE_DIR BUILD_DIR}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ff_oot.XXXXXX")
+tmp=$(realpath "$tmp")
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "plugin_out_of_tree: FAIL: $*" >&2; exit 1; }
+# shellcheck source=lib/template_check.sh
+. "$(dirname "$0")/lib/template_check.sh"
 
-# 1. Install fisherflow into a temporary prefix.
+# 1. Install fisherflow into a temporary prefix, then move it: the prefix is chosen after the build.
+cmake --install "$build" --prefix "$tmp/staged" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; fail "cmake --install"; }
+mv "$tmp/staged" "$tmp/prefix"
 prefix=$tmp/prefix
-cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; fail "cmake --install"; }
 pc=$(find "$prefix" -name fisherflow.pc | head -n1)
 [ -n "$pc" ] || fail "no fisherflow.pc under $prefix"
-# The .pc was configured for the build's CMAKE_INSTALL_PREFIX; point it at the temporary prefix.
-old=$(sed -n 's/^prefix=//p' "$pc")
-[ -n "$old" ] || fail "fisherflow.pc has no prefix= line"
-sed -i "s|$old|$prefix|g" "$pc"
 export PKG_CONFIG_PATH=$(dirname "$pc")
 pkg-config --exists fisherflow || fail "pkg-config cannot find fisherflow in $PKG_CONFIG_PATH"
 cflags=$(pkg-config --cflags fisherflow)
 libdir=$(pkg-config --variable=libdir fisherflow)
-[ -f "$libdir/libfisherflow.so" ] || fail "libfisherflow.so not installed in $libdir"
-[ -f "$(pkg-config --variable=includedir fisherflow)/fisherflow/plugin.h" ] || fail "plugin.h not installed"
+[ -f "$libdir/libfisherflow.so" ] || fail "libfisherflow.so not found in the .pc's libdir $libdir"
+[ -f "$(pkg-config --variable=includedir fisherflow)/fisherflow/plugin.h" ] || fail "plugin.h not in the .pc's includedir"
+unset PKG_CONFIG_PATH
 
 # A sanitizer build installs a sanitized library: everything linked against it needs the runtime too.
 san=""
@@ -32,15 +36,9 @@ if grep -q '^FF_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
   san="-fsanitize=address,undefined -fno-omit-frame-pointer"
 fi
 
-# 2. Build the template out of tree with plain cmake, and install it into a second prefix.
-cmake -S "$src/plugins/template" -B "$tmp/tbuild" -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_C_FLAGS="$san" -DCMAKE_MODULE_LINKER_FLAGS="$san" >"$tmp/tcfg.log" 2>&1 \
-  || { cat "$tmp/tcfg.log"; fail "configuring plugins/template against $prefix"; }
-cmake --build "$tmp/tbuild" >"$tmp/tbuild.log" 2>&1 || { cat "$tmp/tbuild.log"; fail "building plugins/template"; }
-if grep -q "warning:" "$tmp/tbuild.log"; then cat "$tmp/tbuild.log"; fail "the template builds with warnings"; fi
-cmake --install "$tmp/tbuild" --prefix "$tmp/user" >/dev/null
-so=$(find "$tmp/user" -name source_my.so | head -n1)
-[ -n "$so" ] || fail "source_my.so was not installed"
+# 2. The template, both ways, through the installed runner.
+template_check "$src" "$prefix" "$tmp" "$san"
+so=$TEMPLATE_SO
 plugdir=$(dirname "$so")
 # Only the entry point is exported.
 if command -v nm >/dev/null; then
@@ -48,7 +46,16 @@ if command -v nm >/dev/null; then
   [ "$exported" = "ff_plugin_entry" ] || fail "source_my.so exports: $exported"
 fi
 
-# 3. Load it through the loader from a program built against the installed tree.
+# 3. Nothing of the build tree is opened: libraries (dynamic loader trace), plugins, Lua files.
+env -i PATH=/usr/bin:/bin LD_DEBUG=libs,files "$prefix/bin/fisherflow" plugins >"$tmp/ld.txt" 2>&1 || { cat "$tmp/ld.txt"; fail "fisherflow plugins"; }
+inits=$(grep -c "calling init: .*/libfisherflow\.so" "$tmp/ld.txt" || true)
+[ "$inits" = 1 ] || { grep "calling init" "$tmp/ld.txt"; fail "libfisherflow initialised $inits times (expected one copy)"; }
+grep -Eq "calling init: $prefix/(bin/\.\./)?lib/libfisherflow\.so" "$tmp/ld.txt" || { grep "calling init" "$tmp/ld.txt"; fail "libfisherflow not loaded from $prefix"; }
+grep -q "calling init: $prefix/lib/fisherflow/plugins/coupler_exact_ot\.so" "$tmp/ld.txt" || fail "shipped plugins not loaded from $prefix"
+if grep -F "$(realpath "$build")" "$tmp/ld.txt"; then fail "the installed runner touched the build tree"; fi
+grep -q "^search path: $prefix/lib/fisherflow/plugins$" "$tmp/ld.txt" || { grep '^search path' "$tmp/ld.txt"; fail "search path"; }
+
+# 4. Load it through the loader from a C program built against the installed tree.
 cat >"$tmp/load_my.c" <<'C'
 #include <math.h>
 #include <stdio.h>
@@ -104,5 +111,6 @@ C
 # shellcheck disable=SC2086
 cc -std=c11 -Wall -Wextra $san $cflags "$tmp/load_my.c" -o "$tmp/load_my" -L"$libdir" -lfisherflow -lm \
    -Wl,-rpath,"$libdir" || fail "compiling the loader program against $prefix"
-FISHERFLOW_PLUGIN_PATH=$plugdir ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} "$tmp/load_my" || fail "loading source_my.so"
+env -i PATH=/usr/bin:/bin FISHERFLOW_PLUGIN_PATH="$plugdir" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" "$tmp/load_my" \
+  || fail "loading source_my.so"
 echo "plugin_out_of_tree: ok"

@@ -1,4 +1,4 @@
-/* data.h — the paper's synthetic data sets (PAPER.md §2-§3), drawn from a caller's ff_rng_t so one
+/* data.h — the paper's synthetic data sets (docs/PAPER_PROTOCOLS.md §2-§3), drawn from a caller's ff_rng_t so one
  * seed reproduces them.
  *
  * Smiley (§3): points on the 2-simplex over the triangle A=(0,0), B=(1,0), C=(1/2, sqrt(3)/2),

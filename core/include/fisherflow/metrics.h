@@ -1,5 +1,5 @@
 /* metrics.h — the paper's evaluation numbers: per-position histograms of decoded tokens and
- * KL(model || true) averaged over positions (PAPER.md §2), and histograms of 2-simplex points on a
+ * KL(model || true) averaged over positions (docs/PAPER_PROTOCOLS.md §2), and histograms of 2-simplex points on a
  * triangular grid with KL and total variation against target cell masses (the smiley, §3).
  *
  * The triangular grid is viz.h's (so a mass or density grid from here is a viz density panel as is):

@@ -1,6 +1,6 @@
 /* ode.h — integrating a flow's vector field: the paper's Riemannian Euler sampler, and GSL's gsl_odeiv2
  * steppers in ambient coordinates with the geometry's retraction after every accepted step (MATH.md
- * §Sampling, STYLE.md B7).
+ * §Sampling; docs/DESIGN.md, "Sampling").
  *
  * The field is a C callback called ONCE per stage for the whole batch (no per-element calls). The
  * state is a float tensor y [n, .., d+1] in the geometry's data coordinates (sphere: x = sqrt(p)),

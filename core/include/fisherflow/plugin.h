@@ -107,8 +107,9 @@ const char *ff_plugin_kind_name(ff_plugin_kind kind);          /* "source", ... 
 
 /* --- Loader --------------------------------------------------------------------------------
  * Search order: in-process registrations (ff_plugin_register below), then <kind>_<name>.so in
- * $FISHERFLOW_PLUGIN_PATH (colon-separated), the build tree's
- * plugin directory, the install prefix's (lib/fisherflow/plugins). Handles are cached and
+ * $FISHERFLOW_PLUGIN_PATH (colon-separated), then the shipped plugins: the build tree's plugins/
+ * for the build tree's libfisherflow, else fisherflow/plugins next to the installed libfisherflow
+ * (found with dladdr, so any prefix works). Handles are cached and
  * refcounted; a handle is never dlclose'd while an instance from it lives. */
 ff_status ff_plugin_find(ff_plugin_kind kind, const char *name, const ff_plugin **out);
 /* ff_plugin_find's descriptor stays valid until ff_plugin_unload_unused(), which dlcloses every
