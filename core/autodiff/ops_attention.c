@@ -1,4 +1,5 @@
-/* ops_attention.c — the transformer's ops: softmax over the last axis (max-subtracted), batched
+/* ops_attention.c — the transformer's ops: softmax over the last axis (max-subtracted), GELU in
+ * its tanh form, batched
  * matmul over leading batch dims (one cblas_sgemm per batch, either operand transposed), and fused
  * multi-head self-attention on a packed q|k|v tensor. The attention reads each head's q, k, v
  * straight out of the packed rows (sgemm with leading dimension 3C) and writes its output and
@@ -13,11 +14,33 @@
 
 static inline enum CBLAS_TRANSPOSE tr(int t) { return t ? CblasTrans : CblasNoTrans; }
 
+/* e^x in float, branch-free so that loops over it vectorise (libm's expf is a call per element):
+ * x = n ln2 + r with |r| <= ln2/2 (ln2 split in two for an exact product), e^r by a degree-6
+ * minimax polynomial (relative error ~1 ulp over the range), 2^n built in the exponent bits.
+ * Below -87.3 (where e^x leaves the normal floats) the result is 0; above 88.7 it saturates. */
+static inline float exp_fast(float x) {
+    const float big = 12582912.0f;                      /* 1.5 * 2^23: adding it rounds to an integer */
+    const float xc = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+    const float n = (xc * 1.44269504088896341f + big) - big;
+    const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float y = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return x < -87.3f ? 0.0f : y * scale;
+}
+
 /* y = softmax(x) over n entries; y may alias x. */
 static void softmax_row(float *y, const float *x, int64_t n) {
     float m = -INFINITY;
     for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
-    for (int64_t j = 0; j < n; j++) y[j] = expf(x[j] - m);
+    for (int64_t j = 0; j < n; j++) y[j] = exp_fast(x[j] - m);
     const float r = 1.0f / ff_sum8(y, n);
     for (int64_t j = 0; j < n; j++) y[j] *= r;
 }
@@ -52,6 +75,43 @@ void ff_bw_softmax(ff_tape_t *tp, ff_node_t *n) {
     if (!gx) return;
     const int64_t R = n->i[0], C = n->i[1];
     for (int64_t r = 0; r < R; r++) softmax_row_bw(gx + r * C, n->out->data + r * C, n->g + r * C, C, beta);
+}
+
+/* ---- GELU, tanh form ------------------------------------------------------------------------- */
+
+#define GELU_C  0.7978845608028654f      /* sqrt(2 / pi) */
+#define GELU_A  0.044715f
+
+/* tanh(u) = 1 - 2 / (1 + e^{2u}): saturates to +-1 without overflow (exp_fast clamps). */
+static inline float tanh_fast(float u) { return 1.0f - 2.0f / (1.0f + exp_fast(2.0f * u)); }
+
+ff_tensor_t *ff_gelu_tanh(ff_tape_t *tp, ff_tensor_t *a) {
+    if (!ff_op_begin(tp, "ff_gelu_tanh", 1, a, NULL, NULL)) return NULL;
+    const int64_t N = ff_tensor_numel(a);
+    const float *restrict x = ff_op_contig(tp, a);
+    ff_tensor_t *out = ff_op_out(tp, a->ndim, a->shape);
+    if (!x || !out) return NULL;
+    float *restrict y = out->data;
+    for (int64_t i = 0; i < N; i++) {
+        const float v = x[i];
+        y[i] = 0.5f * v * (1.0f + tanh_fast(GELU_C * (v + GELU_A * v * v * v)));
+    }
+    ff_node_new(tp, FF_OP_GELU_TANH, out, 1, a, x, NULL, NULL, NULL, NULL);
+    return out;
+}
+
+/* d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2), t = tanh(c (x + a x^3)) */
+void ff_bw_gelu_tanh(ff_tape_t *tp, ff_node_t *n) {
+    float beta;
+    float *restrict gx = ff_grad_buf(tp, n->in[0], &beta);
+    if (!gx) return;
+    const int64_t N = ff_tensor_numel(n->out);
+    const float *restrict x = n->x[0], *restrict g = n->g;
+    for (int64_t i = 0; i < N; i++) {
+        const float v = x[i], t = tanh_fast(GELU_C * (v + GELU_A * v * v * v));
+        const float d = g[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_A * v * v));
+        gx[i] = beta == 0.0f ? d : gx[i] + d;
+    }
 }
 
 /* ---- batched matmul --------------------------------------------------------------------------- */

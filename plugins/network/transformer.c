@@ -11,10 +11,12 @@
  *                                 without affine and followed by h * (1 + scale) + shift, scale and
  *                                 shift Linear(SiLU(temb)) per norm; "add": temb added to the token
  *                                 embedding once, LayerNorms with learned gamma/beta
+ *   gelu          string  "tanh"  the MLP's GELU: "tanh" (ff_gelu_tanh, PyTorch's approximate="tanh",
+ *                                 no libm calls) or "erf" (ff_gelu, the exact form)
  * Forward: h = Linear(x) + pos (learned [k, W]); temb = Linear(SiLU(Linear(sinusoid(t)))), the
  * sinusoid of 1000 t at W/2 geometric frequencies 10000^(-j/(W/2)) (sin | cos); per block (pre-norm):
  * h += Drop(Wo Attn(Wqkv N1(h))), h += Drop(W2 GELU(W1 N2(h))); out = Linear(Nf(h)) -> [n, k, d+1].
- * GELU is the exact (erf) form; attention is ff_attention (scale 1/sqrt(W/heads), no mask).
+ * Attention is ff_attention (scale 1/sqrt(W/heads), no mask).
  * Conditioning: cond_classes > 0 adds a class embedding [cond_classes, W] to temb (cond: [n] ids);
  * cond_channels > 0 concatenates cond [n, k, cond_channels] to the input coordinates.
  * Parameters (in = d+1 (+ cond_channels), M = MLP width, D = depth):
@@ -37,7 +39,7 @@ typedef struct tf {
     ff_space     space;
     int64_t      W, D, H, M, in;
     float        drop;
-    int          adaln;
+    int          adaln, gelu_erf;
     ff_tensor_t *emb_w, *emb_b, *pos;               /* [W, in], [W], [k, W]                  */
     ff_tensor_t *t1_w, *t1_b, *t2_w, *t2_b;         /* [W, W], [W]                           */
     ff_tensor_t *cls;                               /* [cond_classes, W] or NULL             */
@@ -117,7 +119,7 @@ static ff_status tf_create(const ff_options *opts, const ff_space *space, ff_par
                            ff_rng_t *rng, void **state) {
     ff_status s;
     double ratio, drop;
-    const char *cond = NULL;
+    const char *cond = NULL, *gelu = NULL;
     *state = NULL;
     if (!space || space->k < 1 || space->d < 1)
         return ff_errorf(FF_EINVAL, "network \"transformer\": space needs k >= 1 and d >= 1, got k=%lld d=%lld",
@@ -137,6 +139,7 @@ static ff_status tf_create(const ff_options *opts, const ff_space *space, ff_par
     if ((s = ff_options_get_number(opts, "mlp_ratio", &ratio)) != FF_OK) goto fail;
     if ((s = ff_options_get_number(opts, "dropout", &drop)) != FF_OK) goto fail;
     if ((s = ff_options_get_string(opts, "conditioning", &cond)) != FF_OK) goto fail;
+    if ((s = ff_options_get_string(opts, "gelu", &gelu)) != FF_OK) goto fail;
     if (m->W % m->H != 0) {
         s = ff_errorf(FF_EINVAL, "network \"transformer\": option \"width\" (%lld) must be a multiple of option "
                       "\"heads\" (%lld)", (long long)m->W, (long long)m->H);
@@ -156,7 +159,13 @@ static ff_status tf_create(const ff_options *opts, const ff_space *space, ff_par
                       "got \"%s\"", cond);
         goto fail;
     }
+    if (strcmp(gelu, "tanh") && strcmp(gelu, "erf")) {
+        s = ff_errorf(FF_EINVAL, "network \"transformer\": option \"gelu\" must be \"tanh\" or \"erf\", got \"%s\"",
+                      gelu);
+        goto fail;
+    }
     m->adaln = strcmp(cond, "adaln") == 0;
+    m->gelu_erf = strcmp(gelu, "erf") == 0;
     m->M = (int64_t)llround(ratio * (double)m->W);
     m->drop = (float)drop;
     m->in = space->d + 1 + (space->cond_channels > 0 ? space->cond_channels : 0);
@@ -218,7 +227,8 @@ static ff_tensor_t *tf_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, ff_
         ff_tensor_t *a = ff_linear(tp, norm(m, tp, h, 2 * l, mods), m->qkv_w[l], m->qkv_b[l]);
         a = ff_linear(tp, ff_attention(tp, a, (int)m->H), m->o_w[l], m->o_b[l]);
         h = ff_add(tp, h, ff_dropout(tp, a, m->drop));
-        a = ff_gelu(tp, ff_linear(tp, norm(m, tp, h, 2 * l + 1, mods), m->f1_w[l], m->f1_b[l]));
+        a = ff_linear(tp, norm(m, tp, h, 2 * l + 1, mods), m->f1_w[l], m->f1_b[l]);
+        a = m->gelu_erf ? ff_gelu(tp, a) : ff_gelu_tanh(tp, a);
         a = ff_linear(tp, a, m->f2_w[l], m->f2_b[l]);
         h = ff_add(tp, h, ff_dropout(tp, a, m->drop));
     }
@@ -238,6 +248,7 @@ static const ff_option_spec options[] = {
     { "mlp_ratio",    FF_OPT_NUMBER, "4",     "MLP hidden width / width" },
     { "dropout",      FF_OPT_NUMBER, "0",     "dropout on the residual branches (training only)" },
     { "conditioning", FF_OPT_STRING, "adaln", "time conditioning: adaln (DiT scale/shift) or add" },
+    { "gelu",         FF_OPT_STRING, "tanh",  "MLP activation: tanh (GELU tanh form) or erf (exact GELU)" },
     { NULL, 0, NULL, NULL },
 };
 

@@ -11,7 +11,7 @@
 #include "fisherflow/fisherflow.h"
 #include "autodiff/ops_table.h"
 
-_Static_assert(FF_OP_COUNT == 35, "a new op needs a row in the gradient table of tests/c/test_grad.c");
+_Static_assert(FF_OP_COUNT == 36, "a new op needs a row in the gradient table of tests/c/test_grad.c");
 
 static const char *const op_names[FF_OP_COUNT] = {
 #define NAME_(E, name, fn) name,
@@ -230,6 +230,15 @@ static void ref(const gcase *c, dt *in, dt *out) {
         }
         return;
     }
+    case FF_OP_GELU_TANH: {
+        dshape(out, a->nd, a->sh);
+        out->v = calloc((size_t)N + 1, sizeof(double));
+        for (int64_t i = 0; i < N; i++) {
+            double x = a->v[i];
+            out->v[i] = 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+        }
+        return;
+    }
     case FF_OP_SOFTMAX: {
         int64_t C = a->sh[a->nd - 1], R = N / C;
         dshape(out, a->nd, a->sh);
@@ -322,6 +331,7 @@ static ff_tensor_t *build(ff_tape_t *tp, ff_tensor_t **in, const gcase *c) {
     case FF_OP_SOFTMAX:        return ff_softmax(tp, in[0]);
     case FF_OP_BMM:            return ff_bmm(tp, in[0], in[1], c->ia, c->ib);
     case FF_OP_ATTENTION:      return ff_attention(tp, in[0], c->ia);
+    case FF_OP_GELU_TANH:      return ff_gelu_tanh(tp, in[0]);
     }
     return NULL;
 }
@@ -584,6 +594,9 @@ static const gcase cases[] = {
     { FF_OP_ATTENTION, "qkv[1,5,18] 3 heads", 1, {3}, {SH(1, 5, 18)}, {1}, {0}, {0}, 0, 3, 0, {0}, 0 },
     { FF_OP_ATTENTION, "qkv[3,1,3] L 1, 1 head", 1, {3}, {SH(3, 1, 3)}, {1}, {0}, {0}, 0, 1, 0, {0}, 0 },
     { FF_OP_ATTENTION, "qkv[2,7,9] 1 head dh 3", 1, {3}, {SH(2, 7, 9)}, {1}, {0}, {0}, 0, 1, 0, {0}, 0 },
+    { FF_OP_GELU_TANH, "[3,4]", 1, {2}, {SH(3, 4)}, {1}, {0}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_GELU_TANH, "[9] near 0", 1, {1}, {SH(9)}, {1}, {0}, {V_NEAR0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_GELU_TANH, "[2,17] strided (vector path)", 1, {2}, {SH(2, 17)}, {1}, {1}, {0}, 0, 0, 0, {0}, 0 },
     { FF_OP_ATTENTION, "qkv[1,3,24] strided, 4 heads", 1, {3}, {SH(1, 3, 24)}, {1}, {1}, {0}, 0, 4, 0, {0}, 0 },
 };
 
@@ -1138,6 +1151,30 @@ FF_TEST(softmax_large_inputs) {
     x->data[0] = 1000; x->data[1] = 0; x->data[2] = -1000;
     ff_tensor_t *y = ff_softmax(tp, x);
     FF_EXPECT(y && y->data[0] == 1.0f && y->data[1] == 0.0f && y->data[2] == 0.0f, "%s", ff_last_error());
+    ff_tensor_free(x);
+    ff_tape_free(tp);
+}
+
+/* The polynomial exp behind softmax and gelu_tanh over a wide range: gelu_tanh on x in [-30, 30]
+ * (saturation on both sides) and softmax of a row spread over [-90, 90] against double. */
+FF_TEST(gelu_tanh_and_softmax_wide_range) {
+    const int64_t n = 6001;
+    ff_tape_t *tp;
+    ff_tape_new(&tp, 0);
+    ff_tensor_t *x;
+    ff_tensor_new1(&x, n);
+    for (int64_t i = 0; i < n; i++) x->data[i] = -30.0f + 60.0f * (float)i / (float)(n - 1);
+    ff_tensor_t *y = ff_gelu_tanh(tp, x), *p = ff_softmax(tp, x);
+    double eg = 0, es = 0, z = 0, m = 30.0;
+    for (int64_t i = 0; i < n; i++) z += exp((double)x->data[i] - m);
+    for (int64_t i = 0; y && p && i < n; i++) {
+        double v = x->data[i], ref = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+        eg = fmax(eg, fabs(y->data[i] - ref) / fmax(1.0, fabs(ref)));
+        es = fmax(es, fabs(p->data[i] - exp(v - m) / z));
+    }
+    FF_EXPECT(y && p, "%s", ff_last_error());
+    FF_EXPECT(eg < 1e-6, "gelu_tanh: max relative error %g", eg);
+    FF_EXPECT(es < 1e-8, "softmax: max error %g (largest entry %g)", es, 1 / z);
     ff_tensor_free(x);
     ff_tape_free(tp);
 }

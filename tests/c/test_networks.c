@@ -426,6 +426,7 @@ FF_TEST(transformer_shapes_and_grads) {
                              "net.block0.qkv.weight", "net.block0.mlp1.weight", NULL };
     ff_space sc = { 4, 2, 0, 2 };
     o = tf_opts(5, 1, 1, 1.4, "add");
+    ff_options_set_string(o, "gelu", "erf");
     FF_EXPECT(net_new(&m, "transformer", sc, o, 5) == FF_OK, "%s", ff_last_error());
     ff_options_free(o);
     perturb_params(&m, 0.5f, 6);
@@ -495,6 +496,11 @@ FF_TEST(transformer_bad_options_refused) {
     ff_space sp = { 2, 2, 0, 0 };
     ff_options *o = tf_opts(8, 1, 2, 2, "film");
     FF_EXPECT_ERROR(net_new(&m, "transformer", sp, o, 1), FF_EINVAL, "\"conditioning\" must be \"adaln\" or \"add\", got \"film\"");
+    net_free(&m);
+    ff_options_free(o);
+    o = tf_opts(8, 1, 2, 2, NULL);
+    ff_options_set_string(o, "gelu", "relu");
+    FF_EXPECT_ERROR(net_new(&m, "transformer", sp, o, 1), FF_EINVAL, "\"gelu\" must be \"tanh\" or \"erf\", got \"relu\"");
     net_free(&m);
     ff_options_free(o);
     ff_space sb = { 5, 3, 4, 2 };
