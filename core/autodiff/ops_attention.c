@@ -14,6 +14,14 @@
 
 static inline enum CBLAS_TRANSPOSE tr(int t) { return t ? CblasTrans : CblasNoTrans; }
 
+/* The build targets baseline x86-64 (SSE2, 4 floats a vector); the elementwise kernels here are also
+ * compiled for AVX2 + FMA (8 floats) and picked at load time on CPUs that have it. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(FF_DEBUG_ASSERT)
+#define FF_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define FF_CLONES
+#endif
+
 /* e^x in float, branch-free so that loops over it vectorise (libm's expf is a call per element):
  * x = n ln2 + r with |r| <= ln2/2 (ln2 split in two for an exact product), e^r by a degree-6
  * minimax polynomial (relative error ~1 ulp over the range), 2^n built in the exponent bits.
@@ -37,7 +45,7 @@ static inline float exp_fast(float x) {
 }
 
 /* y = softmax(x) over n entries; y may alias x. */
-static void softmax_row(float *y, const float *x, int64_t n) {
+FF_CLONES static void softmax_row(float *y, const float *x, int64_t n) {
     float m = -INFINITY;
     for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
     for (int64_t j = 0; j < n; j++) y[j] = exp_fast(x[j] - m);
@@ -46,7 +54,7 @@ static void softmax_row(float *y, const float *x, int64_t n) {
 }
 
 /* d (op)= y * (g - <g, y>) over n entries: the softmax VJP; d may alias g. */
-static void softmax_row_bw(float *d, const float *y, const float *g, int64_t n, float beta) {
+FF_CLONES static void softmax_row_bw(float *d, const float *y, const float *g, int64_t n, float beta) {
     const float s = ff_dot8(g, y, n);
     if (beta == 0.0f) for (int64_t j = 0; j < n; j++) d[j] = y[j] * (g[j] - s);
     else              for (int64_t j = 0; j < n; j++) d[j] += y[j] * (g[j] - s);
@@ -85,33 +93,38 @@ void ff_bw_softmax(ff_tape_t *tp, ff_node_t *n) {
 /* tanh(u) = 1 - 2 / (1 + e^{2u}): saturates to +-1 without overflow (exp_fast clamps). */
 static inline float tanh_fast(float u) { return 1.0f - 2.0f / (1.0f + exp_fast(2.0f * u)); }
 
-ff_tensor_t *ff_gelu_tanh(ff_tape_t *tp, ff_tensor_t *a) {
-    if (!ff_op_begin(tp, "ff_gelu_tanh", 1, a, NULL, NULL)) return NULL;
-    const int64_t N = ff_tensor_numel(a);
-    const float *restrict x = ff_op_contig(tp, a);
-    ff_tensor_t *out = ff_op_out(tp, a->ndim, a->shape);
-    if (!x || !out) return NULL;
-    float *restrict y = out->data;
+FF_CLONES static void gelu_tanh_fw(float *restrict y, const float *restrict x, int64_t N) {
     for (int64_t i = 0; i < N; i++) {
         const float v = x[i];
         y[i] = 0.5f * v * (1.0f + tanh_fast(GELU_C * (v + GELU_A * v * v * v)));
     }
-    ff_node_new(tp, FF_OP_GELU_TANH, out, 1, a, x, NULL, NULL, NULL, NULL);
-    return out;
 }
 
 /* d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2), t = tanh(c (x + a x^3)) */
-void ff_bw_gelu_tanh(ff_tape_t *tp, ff_node_t *n) {
-    float beta;
-    float *restrict gx = ff_grad_buf(tp, n->in[0], &beta);
-    if (!gx) return;
-    const int64_t N = ff_tensor_numel(n->out);
-    const float *restrict x = n->x[0], *restrict g = n->g;
+FF_CLONES static void gelu_tanh_bw(float *restrict gx, const float *restrict x, const float *restrict g, int64_t N,
+                                   float beta) {
     for (int64_t i = 0; i < N; i++) {
         const float v = x[i], t = tanh_fast(GELU_C * (v + GELU_A * v * v * v));
         const float d = g[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_A * v * v));
         gx[i] = beta == 0.0f ? d : gx[i] + d;
     }
+}
+
+ff_tensor_t *ff_gelu_tanh(ff_tape_t *tp, ff_tensor_t *a) {
+    if (!ff_op_begin(tp, "ff_gelu_tanh", 1, a, NULL, NULL)) return NULL;
+    const int64_t N = ff_tensor_numel(a);
+    const float *x = ff_op_contig(tp, a);
+    ff_tensor_t *out = ff_op_out(tp, a->ndim, a->shape);
+    if (!x || !out) return NULL;
+    gelu_tanh_fw(out->data, x, N);
+    ff_node_new(tp, FF_OP_GELU_TANH, out, 1, a, x, NULL, NULL, NULL, NULL);
+    return out;
+}
+
+void ff_bw_gelu_tanh(ff_tape_t *tp, ff_node_t *n) {
+    float beta;
+    float *gx = ff_grad_buf(tp, n->in[0], &beta);
+    if (gx) gelu_tanh_bw(gx, n->x[0], n->g, ff_tensor_numel(n->out), beta);
 }
 
 /* ---- batched matmul --------------------------------------------------------------------------- */
