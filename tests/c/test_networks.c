@@ -362,6 +362,15 @@ static void perturb_params(net *m, float a, uint64_t seed) {
     for (int i = 0; i < ff_params_count(m->params); i++) ff_rng_fill_uniform(&r, ff_params_get(m->params, i), -a, a);
 }
 
+/* A transformer from opts (freed here) with every parameter perturbed (seed + 1). */
+static int tf_new(net *m, ff_space sp, ff_options *o, uint64_t seed) {
+    ff_status s = net_new(m, "transformer", sp, o, seed);
+    FF_EXPECT(s == FF_OK, "%s", ff_last_error());
+    ff_options_free(o);
+    if (s == FF_OK) perturb_params(m, 0.5f, seed + 1);
+    return s == FF_OK;
+}
+
 /* The header's count: W*in + W + k*W + 2(W^2 + W) [+ classes*W] + D(4W^2 + 2MW + 5W + M) + (d+1)(W + 1)
  * + (4D + 2)(W^2 + W) for adaln, (4D + 2) W for add. */
 static int64_t tf_count(int64_t W, int64_t D, int64_t M, int64_t k, int64_t d1, int64_t in, int64_t classes, int adaln) {
@@ -404,10 +413,7 @@ FF_TEST(transformer_shapes_and_grads) {
                             "net.block1.mlp0.weight", "net.block0.mlp1.bias", "net.out.weight", NULL };
     net m;
     ff_space sp = { 5, 3, 0, 0 };
-    ff_options *o = tf_opts(8, 2, 2, 2, "adaln");
-    FF_EXPECT(net_new(&m, "transformer", sp, o, 3) == FF_OK, "%s", ff_last_error());
-    ff_options_free(o);
-    perturb_params(&m, 0.5f, 4);
+    tf_new(&m, sp, tf_opts(8, 2, 2, 2, "adaln"), 3);
     ff_tensor_t *x = NULL, *t = NULL;
     ff_tensor_new3(&x, 2, 5, 4);
     ff_tensor_new1(&t, 2);
@@ -425,11 +431,9 @@ FF_TEST(transformer_shapes_and_grads) {
     const char *names2[] = { "net.embed.weight", "net.temb0.weight", "net.norm0.weight", "net.norm2.bias",
                              "net.block0.qkv.weight", "net.block0.mlp1.weight", NULL };
     ff_space sc = { 4, 2, 0, 2 };
-    o = tf_opts(5, 1, 1, 1.4, "add");
+    ff_options *o = tf_opts(5, 1, 1, 1.4, "add");
     ff_options_set_string(o, "gelu", "erf");
-    FF_EXPECT(net_new(&m, "transformer", sc, o, 5) == FF_OK, "%s", ff_last_error());
-    ff_options_free(o);
-    perturb_params(&m, 0.5f, 6);
+    tf_new(&m, sc, o, 5);
     ff_tensor_t *c = NULL;
     ff_tensor_new3(&c, 3, 4, 2);
     for (int i = 0; i < 24; i++) c->data[i] = (float)(i % 5) / 5.0f;
@@ -439,10 +443,7 @@ FF_TEST(transformer_shapes_and_grads) {
     /* class labels */
     const char *names3[] = { "net.cls", "net.temb1.weight", "net.norm1.shift.weight", NULL };
     ff_space sl = { 3, 3, 4, 0 };
-    o = tf_opts(6, 1, 3, 1, NULL);
-    FF_EXPECT(net_new(&m, "transformer", sl, o, 7) == FF_OK, "%s", ff_last_error());
-    ff_options_free(o);
-    perturb_params(&m, 0.5f, 8);
+    tf_new(&m, sl, tf_opts(6, 1, 3, 1, NULL), 7);
     ff_tensor_new1(&c, 3);
     c->data[0] = 3; c->data[1] = 0; c->data[2] = 1;
     check_grads(&m, 3, c, names3);
@@ -455,10 +456,7 @@ FF_TEST(transformer_shapes_and_grads) {
 FF_TEST(transformer_shared_t_matches_full_path) {
     net m;
     ff_space sp = { 6, 3, 0, 0 };
-    ff_options *o = tf_opts(8, 2, 2, 2, "adaln");
-    FF_EXPECT(net_new(&m, "transformer", sp, o, 3) == FF_OK, "%s", ff_last_error());
-    ff_options_free(o);
-    perturb_params(&m, 0.5f, 4);
+    tf_new(&m, sp, tf_opts(8, 2, 2, 2, "adaln"), 3);
     ff_tensor_t *x = NULL, *t = NULL;
     ff_tensor_new3(&x, 3, 6, 4);
     ff_tensor_new1(&t, 3);
