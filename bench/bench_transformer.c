@@ -2,7 +2,8 @@
  * backward, tangent projection, loss, grad clip 1, AdamW) on text-shaped data: k = 256 positions,
  * d+1 = 27 symbols, batch 32, network "transformer" width 256 depth 4 heads 4 mlp_ratio 4, for each
  * conditioning ("add": like-for-like with bench/torch_transformer.py; "adaln": the default). Prints
- * the median step time and the share of it spent inside cblas_sgemm, measured by wrapping
+ * the median step time (wall, and process CPU time: the fairer figure on a shared machine at one
+ * thread) and the share of it spent inside cblas_sgemm, measured by wrapping
  * cblas_sgemm in this executable (the library's and the plugin's calls resolve to the wrapper,
  * which times each call and forwards it to OpenBLAS). Prints figures only.
  *   bench_transformer [--steps N=5] [--warm N=2] [--batch 32] [--k 256] [--K 27] [--width 256]
@@ -43,6 +44,12 @@ void cblas_sgemm(const enum CBLAS_ORDER o, const enum CBLAS_TRANSPOSE ta, const 
     gemm_calls++;
 }
 
+static double cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -67,7 +74,8 @@ static int run(const char *cond, int steps, int warm, int64_t n, int64_t k, int6
     ff_tensor_new3(&x, n, k, K);
     ff_rng_t r;
     ff_rng_seed(&r, 7);
-    double *ms = malloc(sizeof(double) * (size_t)steps), tot = 0, gtot = 0;
+    double *ms = malloc(sizeof(double) * (size_t)steps), *cpu = malloc(sizeof(double) * (size_t)steps);
+    double tot = 0, gtot = 0;
     long calls = 0;
     ff_step_stats st;
     int bad = 0;
@@ -76,17 +84,23 @@ static int run(const char *cond, int steps, int warm, int64_t n, int64_t k, int6
         for (int64_t i = 0; i < n * k; i++) x->data[i * K + (int64_t)ff_rng_below(&r, (uint64_t)K)] = 1.0f;
         gemm_ms = 0;
         gemm_calls = 0;
+        const double c0 = cpu_ms();
         if (ff_flow_step(f, x, NULL, NULL, &st) != FF_OK) { fprintf(stderr, "step: %s\n", ff_last_error()); bad = 1; }
-        else if (s >= warm) { ms[s - warm] = st.ms; tot += st.ms; gtot += gemm_ms; calls = gemm_calls; }
+        else if (s >= warm) {
+            ms[s - warm] = st.ms; cpu[s - warm] = cpu_ms() - c0;
+            tot += st.ms; gtot += gemm_ms; calls = gemm_calls;
+        }
     }
     if (!bad) {
         qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+        qsort(cpu, (size_t)steps, sizeof *cpu, cmp_double);
         printf("transformer cond=%-5s params %8lld  step: median %9.1f ms  (min %9.1f, max %9.1f, %d steps)  "
-               "GEMM share %.1f%% (%ld sgemm calls per step)  loss %.4f\n", cond,
+               "CPU %9.1f ms  GEMM share %.1f%% of wall (%ld sgemm calls per step)  loss %.4f\n", cond,
                (long long)ff_params_numel(ff_flow_params(f)), ms[steps / 2], ms[0], ms[steps - 1], steps,
-               100.0 * gtot / tot, calls, st.loss);
+               cpu[steps / 2], 100.0 * gtot / tot, calls, st.loss);
     }
     free(ms);
+    free(cpu);
     ff_tensor_free(x);
     ff_flow_free(f);
     ff_options_free(o);
