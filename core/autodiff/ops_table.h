@@ -37,7 +37,11 @@
     X(CONV1D,         "conv1d",         conv1d)            \
     X(DROPOUT,        "dropout",        dropout)           \
     X(EMBEDDING,      "embedding",      embedding)         \
-    X(SPHERE_PROJECT, "sphere_project", sphere_project)
+    X(SPHERE_PROJECT, "sphere_project", sphere_project)    \
+    X(SOFTMAX,        "softmax",        softmax)           \
+    X(BMM,            "bmm",            bmm)               \
+    X(ATTENTION,      "attention",      attention)         \
+    X(GELU_TANH,      "gelu_tanh",      gelu_tanh)
 
 #define FF_OP_ENUM_(E, name, fn) FF_OP_##E,
 typedef enum ff_op { FF_OPS(FF_OP_ENUM_) FF_OP_COUNT } ff_op;

@@ -11,7 +11,7 @@
 #include "fisherflow/fisherflow.h"
 #include "autodiff/ops_table.h"
 
-_Static_assert(FF_OP_COUNT == 32, "a new op needs a row in the gradient table of tests/c/test_grad.c");
+_Static_assert(FF_OP_COUNT == 36, "a new op needs a row in the gradient table of tests/c/test_grad.c");
 
 static const char *const op_names[FF_OP_COUNT] = {
 #define NAME_(E, name, fn) name,
@@ -230,6 +230,67 @@ static void ref(const gcase *c, dt *in, dt *out) {
         }
         return;
     }
+    case FF_OP_GELU_TANH: {
+        dshape(out, a->nd, a->sh);
+        out->v = calloc((size_t)N + 1, sizeof(double));
+        for (int64_t i = 0; i < N; i++) {
+            double x = a->v[i];
+            out->v[i] = 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+        }
+        return;
+    }
+    case FF_OP_SOFTMAX: {
+        int64_t C = a->sh[a->nd - 1], R = N / C;
+        dshape(out, a->nd, a->sh);
+        out->v = calloc((size_t)N + 1, sizeof(double));
+        for (int64_t r = 0; r < R; r++) {
+            double m = -INFINITY, z = 0;
+            for (int64_t j = 0; j < C; j++) m = fmax(m, a->v[r * C + j]);
+            for (int64_t j = 0; j < C; j++) z += exp(a->v[r * C + j] - m);
+            for (int64_t j = 0; j < C; j++) out->v[r * C + j] = exp(a->v[r * C + j] - m) / z;
+        }
+        return;
+    }
+    case FF_OP_BMM: {       /* ia, ib: a, b stored transposed over their last two axes */
+        int nd = a->nd;
+        int64_t M = a->sh[nd - (c->ia ? 1 : 2)], K = a->sh[nd - (c->ia ? 2 : 1)], Nn = b->sh[nd - (c->ib ? 2 : 1)];
+        int64_t B = 1;
+        for (int i = 0; i < nd - 2; i++) B *= a->sh[i];
+        dshape(out, nd, a->sh); out->sh[nd - 2] = M; out->sh[nd - 1] = Nn;
+        out->v = calloc((size_t)(B * M * Nn) + 1, sizeof(double));
+        for (int64_t q = 0; q < B; q++) for (int64_t i = 0; i < M; i++) for (int64_t j = 0; j < Nn; j++) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++)
+                acc += a->v[q * M * K + (c->ia ? k * M + i : i * K + k)] * b->v[q * K * Nn + (c->ib ? j * K + k : k * Nn + j)];
+            out->v[(q * M + i) * Nn + j] = acc;
+        }
+        return;
+    }
+    case FF_OP_ATTENTION: {  /* ia = heads; a = qkv[n, L, 3C] */
+        int64_t nb = a->sh[0], L = a->sh[1], C = a->sh[2] / 3, H = c->ia, dh = C / H;
+        out->nd = 3; out->sh[0] = nb; out->sh[1] = L; out->sh[2] = C;
+        out->v = calloc((size_t)(nb * L * C) + 1, sizeof(double));
+        double *p = calloc((size_t)L + 1, sizeof(double));
+        for (int64_t s = 0; s < nb; s++) for (int64_t h = 0; h < H; h++) for (int64_t i = 0; i < L; i++) {
+            const double *qi = a->v + (s * L + i) * 3 * C + h * dh;
+            double m = -INFINITY, z = 0;
+            for (int64_t j = 0; j < L; j++) {
+                const double *kj = a->v + (s * L + j) * 3 * C + C + h * dh;
+                double d = 0;
+                for (int64_t e = 0; e < dh; e++) d += qi[e] * kj[e];
+                p[j] = d / sqrt((double)dh);
+                m = fmax(m, p[j]);
+            }
+            for (int64_t j = 0; j < L; j++) { p[j] = exp(p[j] - m); z += p[j]; }
+            for (int64_t e = 0; e < dh; e++) {
+                double acc = 0;
+                for (int64_t j = 0; j < L; j++) acc += p[j] / z * a->v[(s * L + j) * 3 * C + 2 * C + h * dh + e];
+                out->v[(s * L + i) * C + h * dh + e] = acc;
+            }
+        }
+        free(p);
+        return;
+    }
     }
 }
 
@@ -267,6 +328,10 @@ static ff_tensor_t *build(ff_tape_t *tp, ff_tensor_t **in, const gcase *c) {
     case FF_OP_DROPOUT:        return ff_dropout(tp, in[0], c->f);
     case FF_OP_EMBEDDING:      return ff_embedding(tp, in[0], in[1]);
     case FF_OP_SPHERE_PROJECT: return ff_sphere_project(tp, in[0], in[1]);
+    case FF_OP_SOFTMAX:        return ff_softmax(tp, in[0]);
+    case FF_OP_BMM:            return ff_bmm(tp, in[0], in[1], c->ia, c->ib);
+    case FF_OP_ATTENTION:      return ff_attention(tp, in[0], c->ia);
+    case FF_OP_GELU_TANH:      return ff_gelu_tanh(tp, in[0]);
     }
     return NULL;
 }
@@ -514,6 +579,25 @@ static const gcase cases[] = {
     { FF_OP_SPHERE_PROJECT, "x[2,2,5] const, v", 2, {3, 3}, {SH(2, 2, 5), SH(2, 2, 5)}, {0, 1}, {0}, {V_UNIT, V_ANY}, 0, 0, 0, {0}, 0 },
     { FF_OP_SPHERE_PROJECT, "x[3,11] v[3,11] (vector path)", 2, {2, 2}, {SH(3, 11), SH(3, 11)}, {1, 1}, {0}, {V_UNIT, V_ANY}, 0, 0, 0, {0}, 0 },
     { FF_OP_SPHERE_PROJECT, "x[1,2] v[1,2]", 2, {2, 2}, {SH(1, 2), SH(1, 2)}, {1, 1}, {0}, {V_UNIT, V_ANY}, 0, 0, 0, {0}, 0 },
+    { FF_OP_SOFTMAX, "[3,5]", 1, {2}, {SH(3, 5)}, {1}, {0}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_SOFTMAX, "[2,3,1] (size-1 axis)", 1, {3}, {SH(2, 3, 1)}, {1}, {0}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_SOFTMAX, "[2,19] strided (vector path)", 1, {2}, {SH(2, 19)}, {1}, {1}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_SOFTMAX, "[1] ", 1, {1}, {SH(1)}, {1}, {0}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_BMM, "[2,3,4]x[2,4,5]", 2, {3, 3}, {SH(2, 3, 4), SH(2, 4, 5)}, {1, 1}, {0}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_BMM, "[2,3,4]x[2,5,4]^T", 2, {3, 3}, {SH(2, 3, 4), SH(2, 5, 4)}, {1, 1}, {0}, {0}, 0, 0, 1, {0}, 0 },
+    { FF_OP_BMM, "[3,4,2]^T x[3,4,5]", 2, {3, 3}, {SH(3, 4, 2), SH(3, 4, 5)}, {1, 1}, {0}, {0}, 0, 1, 0, {0}, 0 },
+    { FF_OP_BMM, "[2,4,3]^T x[2,5,4]^T", 2, {3, 3}, {SH(2, 4, 3), SH(2, 5, 4)}, {1, 1}, {0}, {0}, 0, 1, 1, {0}, 0 },
+    { FF_OP_BMM, "[2,2,3,1]x[2,2,1,4] 4-D", 2, {4, 4}, {SH(2, 2, 3, 1), SH(2, 2, 1, 4)}, {1, 1}, {0}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_BMM, "[1,1,1]x[1,1,1]", 2, {3, 3}, {SH(1, 1, 1), SH(1, 1, 1)}, {1, 1}, {0}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_BMM, "[3,5] 2-D, strided a, const b", 2, {2, 2}, {SH(3, 5), SH(5, 2)}, {1, 0}, {1, 0}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_ATTENTION, "qkv[2,4,12] 2 heads", 1, {3}, {SH(2, 4, 12)}, {1}, {0}, {0}, 0, 2, 0, {0}, 0 },
+    { FF_OP_ATTENTION, "qkv[1,5,18] 3 heads", 1, {3}, {SH(1, 5, 18)}, {1}, {0}, {0}, 0, 3, 0, {0}, 0 },
+    { FF_OP_ATTENTION, "qkv[3,1,3] L 1, 1 head", 1, {3}, {SH(3, 1, 3)}, {1}, {0}, {0}, 0, 1, 0, {0}, 0 },
+    { FF_OP_ATTENTION, "qkv[2,7,9] 1 head dh 3", 1, {3}, {SH(2, 7, 9)}, {1}, {0}, {0}, 0, 1, 0, {0}, 0 },
+    { FF_OP_GELU_TANH, "[3,4]", 1, {2}, {SH(3, 4)}, {1}, {0}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_GELU_TANH, "[9] near 0", 1, {1}, {SH(9)}, {1}, {0}, {V_NEAR0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_GELU_TANH, "[2,17] strided (vector path)", 1, {2}, {SH(2, 17)}, {1}, {1}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_ATTENTION, "qkv[1,3,24] strided, 4 heads", 1, {3}, {SH(1, 3, 24)}, {1}, {1}, {0}, 0, 4, 0, {0}, 0 },
 };
 
 FF_TEST(every_op) {
@@ -1019,6 +1103,129 @@ FF_TEST(memory_stable_across_steps) {
     printf("  arena %zu bytes after warm-up; loss %.4f -> %.4f\n", arena0, first, last);
     ff_tape_free(tp); ff_optim_free(opt); ff_params_free(P);
     ff_tensor_free(x); ff_tensor_free(y);
+}
+
+/* Random (size-1, non-square) shapes for the transformer ops: softmax, bmm with every transpose
+ * pair, and attention with random head counts. */
+FF_TEST(random_attention_ops) {
+    ff_rng_t r;
+    ff_rng_seed(&r, 79);
+    int good = 0, n = 36;
+    for (int it = 0; it < n; it++) {
+        gcase c = { 0 };
+        c.nin = 1;
+        c.grad[0] = 1;
+        if (it % 3 == 0) {
+            c.op = FF_OP_SOFTMAX; c.label = "random softmax";
+            c.nd[0] = 1 + (int)ff_rng_below(&r, 3);
+            for (int d = 0; d < c.nd[0]; d++) c.sh[0][d] = 1 + (int64_t)ff_rng_below(&r, 6);
+            c.strided[0] = c.nd[0] >= 2 && ff_rng_below(&r, 2);
+        } else if (it % 3 == 1) {
+            c.op = FF_OP_BMM; c.label = "random bmm"; c.nin = 2;
+            int64_t B = 1 + (int64_t)ff_rng_below(&r, 3), M = 1 + (int64_t)ff_rng_below(&r, 5),
+                    K = 1 + (int64_t)ff_rng_below(&r, 5), N = 1 + (int64_t)ff_rng_below(&r, 5);
+            c.ia = (int)ff_rng_below(&r, 2); c.ib = (int)ff_rng_below(&r, 2);
+            c.nd[0] = c.nd[1] = 3;
+            c.sh[0][0] = B; c.sh[0][1] = c.ia ? K : M; c.sh[0][2] = c.ia ? M : K;
+            c.sh[1][0] = B; c.sh[1][1] = c.ib ? N : K; c.sh[1][2] = c.ib ? K : N;
+            c.grad[0] = ff_rng_below(&r, 4) != 0; c.grad[1] = !c.grad[0] || ff_rng_below(&r, 4) != 0;
+        } else {
+            c.op = FF_OP_ATTENTION; c.label = "random attention";
+            int64_t H = 1 + (int64_t)ff_rng_below(&r, 3), dh = 1 + (int64_t)ff_rng_below(&r, 3);
+            c.ia = (int)H;
+            c.nd[0] = 3;
+            c.sh[0][0] = 1 + (int64_t)ff_rng_below(&r, 2); c.sh[0][1] = 1 + (int64_t)ff_rng_below(&r, 6);
+            c.sh[0][2] = 3 * H * dh;
+        }
+        good += check_case(&c, 12000 + (uint64_t)it);
+    }
+    FF_EXPECT(good == n, "%d of %d random transformer-op cases failed", n - good, n);
+}
+
+/* Softmax of large inputs stays finite (max subtracted): [1000, 0, -1000] -> [1, 0, 0]. */
+FF_TEST(softmax_large_inputs) {
+    ff_tape_t *tp;
+    ff_tape_new(&tp, 0);
+    ff_tensor_t *x;
+    ff_tensor_new1(&x, 3);
+    x->data[0] = 1000; x->data[1] = 0; x->data[2] = -1000;
+    ff_tensor_t *y = ff_softmax(tp, x);
+    FF_EXPECT(y && y->data[0] == 1.0f && y->data[1] == 0.0f && y->data[2] == 0.0f, "%s", ff_last_error());
+    ff_tensor_free(x);
+    ff_tape_free(tp);
+}
+
+/* The polynomial exp behind softmax and gelu_tanh over a wide range: gelu_tanh on x in [-30, 30]
+ * (saturation on both sides) and softmax of a row spread over [-90, 90] against double. */
+FF_TEST(gelu_tanh_and_softmax_wide_range) {
+    const int64_t n = 6001;
+    ff_tape_t *tp;
+    ff_tape_new(&tp, 0);
+    ff_tensor_t *x;
+    ff_tensor_new1(&x, n);
+    for (int64_t i = 0; i < n; i++) x->data[i] = -30.0f + 60.0f * (float)i / (float)(n - 1);
+    ff_tensor_t *y = ff_gelu_tanh(tp, x), *p = ff_softmax(tp, x);
+    double eg = 0, es = 0, z = 0, m = 30.0;
+    for (int64_t i = 0; i < n; i++) z += exp((double)x->data[i] - m);
+    for (int64_t i = 0; y && p && i < n; i++) {
+        double v = x->data[i], ref = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+        eg = fmax(eg, fabs(y->data[i] - ref) / fmax(1.0, fabs(ref)));
+        es = fmax(es, fabs(p->data[i] - exp(v - m) / z));
+    }
+    FF_EXPECT(y && p, "%s", ff_last_error());
+    FF_EXPECT(eg < 1e-6, "gelu_tanh: max relative error %g", eg);
+    FF_EXPECT(es < 1e-8, "softmax: max error %g (largest entry %g)", es, 1 / z);
+    ff_tensor_free(x);
+    ff_tape_free(tp);
+}
+
+/* The fused attention equals the same attention composed from linear-free ops: head split by
+ * reshape + transpose, bmm(q, k^T) * s, softmax, bmm(p, v), merge; forward and the VJP in qkv. */
+FF_TEST(attention_matches_composition) {
+    const int64_t n = 2, L = 6, H = 2, dh = 3, C = H * dh;
+    ff_rng_t r;
+    ff_rng_seed(&r, 31);
+    ff_tensor_t *x, *seed;
+    ff_tensor_new3(&x, n, L, 3 * C);
+    ff_tensor_new3(&seed, n, L, C);
+    ff_rng_fill_uniform(&r, x, -1.5f, 1.5f);
+    ff_rng_fill_uniform(&r, seed, -1, 1);
+    ff_tape_t *tp;
+    ff_tape_new(&tp, 0);
+    ff_tensor_t *q1 = ff_tape_leaf(tp, x, 1), *q2 = ff_tape_leaf(tp, x, 1);
+    ff_tensor_t *y1 = ff_attention(tp, q1, (int)H);
+    /* [n, L, 3, H, dh] -> per part [n*H, L, dh] */
+    ff_tensor_t *parts = ff_transpose(tp, ff_reshape(tp, q2, 4, (int64_t[]){ n * L, 3, H, dh }), 0, 2); /* [H,3,nL,dh] */
+    parts = ff_transpose(tp, parts, 0, 1);                                                            /* [3,H,nL,dh] */
+    ff_tensor_t *heads = ff_reshape(tp, parts, 4, (int64_t[]){ 3 * H, n, L, dh });
+    heads = ff_transpose(tp, heads, 0, 1);                                                            /* [n,3H,L,dh] */
+    /* split q, k, v along dim 1 by a reshape to [n, 3, H*L*dh] and bmm with selector rows */
+    ff_tensor_t *flat = ff_reshape(tp, heads, 3, (int64_t[]){ n, 3, H * L * dh });
+    ff_tensor_t *sel[3];
+    for (int p = 0; p < 3; p++) {
+        ff_tensor_t *e;
+        ff_tensor_new3(&e, n, 1, 3);
+        for (int i = 0; i < n; i++) e->data[i * 3 + p] = 1.0f;
+        sel[p] = ff_reshape(tp, ff_bmm(tp, ff_tape_leaf(tp, e, 0), flat, 0, 0), 3, (int64_t[]){ n * H, L, dh });
+        ff_tensor_free(e);
+    }
+    ff_tensor_t *s = ff_mul_scalar(tp, ff_bmm(tp, sel[0], sel[1], 0, 1), 1.0f / sqrtf((float)dh));
+    ff_tensor_t *o = ff_bmm(tp, ff_softmax(tp, s), sel[2], 0, 0);                                    /* [nH,L,dh] */
+    o = ff_transpose(tp, ff_reshape(tp, o, 4, (int64_t[]){ n, H, L, dh }), 1, 2);                      /* [n,L,H,dh] */
+    ff_tensor_t *y2 = ff_reshape(tp, o, 3, (int64_t[]){ n, L, C });
+    FF_EXPECT(ff_tape_status(tp) == FF_OK, "%s", ff_last_error());
+    if (y1 && y2) {
+        double e = 0;
+        for (int64_t i = 0; i < n * L * C; i++) e = fmax(e, fabs(y1->data[i] - y2->data[i]));
+        FF_EXPECT(e < 1e-5, "forward differs by %g", e);
+        FF_EXPECT(ff_tape_backward_seed(tp, y1, seed) == FF_OK, "%s", ff_last_error());
+        FF_EXPECT(ff_tape_backward_seed(tp, y2, seed) == FF_OK, "%s", ff_last_error());
+        double g = 0;
+        for (int64_t i = 0; i < n * L * 3 * C; i++) g = fmax(g, fabs(q1->grad->data[i] - q2->grad->data[i]));
+        FF_EXPECT(g < 1e-5, "gradients differ by %g", g);
+    }
+    ff_tensor_free(x); ff_tensor_free(seed);
+    ff_tape_free(tp);
 }
 
 FF_MAIN()

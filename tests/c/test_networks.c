@@ -3,6 +3,7 @@
  * conditioning, and refused options. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <fisherflow/fisherflow.h>
 #include "ff_test.h"
 
@@ -338,6 +339,171 @@ FF_TEST(bad_options_refused) {
     FF_EXPECT(strstr(ff_last_error(), "depth") != NULL, "%s", ff_last_error());
     net_free(&m);
     ff_options_free(o);
+}
+
+/* ---- transformer ------------------------------------------------------------------------------ */
+
+static ff_options *tf_opts(int64_t width, int64_t depth, int64_t heads, double ratio, const char *cond) {
+    ff_options *o = NULL;
+    ff_options_new(&o);
+    ff_options_set_int(o, "width", width);
+    ff_options_set_int(o, "depth", depth);
+    ff_options_set_int(o, "heads", heads);
+    ff_options_set_number(o, "mlp_ratio", ratio);
+    if (cond) ff_options_set_string(o, "conditioning", cond);
+    return o;
+}
+
+/* Every parameter redrawn from U(-a, a): the zero-initialised modulations would otherwise hide the
+ * time embedding's gradient path from the check. */
+static void perturb_params(net *m, float a, uint64_t seed) {
+    ff_rng_t r;
+    ff_rng_seed(&r, seed);
+    for (int i = 0; i < ff_params_count(m->params); i++) ff_rng_fill_uniform(&r, ff_params_get(m->params, i), -a, a);
+}
+
+/* A transformer from opts (freed here) with every parameter perturbed (seed + 1). */
+static int tf_new(net *m, ff_space sp, ff_options *o, uint64_t seed) {
+    ff_status s = net_new(m, "transformer", sp, o, seed);
+    FF_EXPECT(s == FF_OK, "%s", ff_last_error());
+    ff_options_free(o);
+    if (s == FF_OK) perturb_params(m, 0.5f, seed + 1);
+    return s == FF_OK;
+}
+
+/* The header's count: W*in + W + k*W + 2(W^2 + W) [+ classes*W] + D(4W^2 + 2MW + 5W + M) + (d+1)(W + 1)
+ * + (4D + 2)(W^2 + W) for adaln, (4D + 2) W for add. */
+static int64_t tf_count(int64_t W, int64_t D, int64_t M, int64_t k, int64_t d1, int64_t in, int64_t classes, int adaln) {
+    return W * in + W + k * W + 2 * (W * W + W) + classes * W + D * (4 * W * W + 2 * M * W + 5 * W + M) +
+           d1 * (W + 1) + (4 * D + 2) * (adaln ? W * W + W : W);
+}
+
+FF_TEST(transformer_param_count) {
+    net m;
+    ff_space sp = { 256, 26, 0, 0 };
+    FF_EXPECT(net_new(&m, "transformer", sp, NULL, 1) == FF_OK, "%s", ff_last_error());
+    /* defaults: width 256, depth 4, mlp 1024, adaln */
+    FF_EXPECT(ff_params_numel(m.params) == tf_count(256, 4, 1024, 256, 27, 27, 0, 1), "%lld vs %lld",
+              (long long)ff_params_numel(m.params), (long long)tf_count(256, 4, 1024, 256, 27, 27, 0, 1));
+    /* by parts: embed 7,168 + pos 65,536 + temb 131,584 + 4 blocks x 788,736 + 9 norms x 2 x 65,792
+     * + out 6,939 */
+    FF_EXPECT(ff_params_numel(m.params) == 7168 + 65536 + 131584 + 4 * 788736 + 18 * 65792 + 6939, "%lld",
+              (long long)ff_params_numel(m.params));
+    net_free(&m);
+    ff_options *o = tf_opts(12, 3, 3, 1.5, "add");
+    ff_space sc = { 7, 4, 0, 2 };
+    FF_EXPECT(net_new(&m, "transformer", sc, o, 1) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_params_numel(m.params) == tf_count(12, 3, 18, 7, 5, 7, 0, 0), "%lld",
+              (long long)ff_params_numel(m.params));
+    net_free(&m);
+    ff_options_free(o);
+    o = tf_opts(8, 2, 2, 2, "adaln");
+    ff_space sl = { 5, 3, 6, 0 };
+    FF_EXPECT(net_new(&m, "transformer", sl, o, 1) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_params_numel(m.params) == tf_count(8, 2, 16, 5, 4, 4, 6, 1), "%lld",
+              (long long)ff_params_numel(m.params));
+    net_free(&m);
+    ff_options_free(o);
+}
+
+FF_TEST(transformer_shapes_and_grads) {
+    const char *names[] = { "net.embed.weight", "net.pos", "net.temb0.weight", "net.temb1.bias",
+                            "net.norm0.scale.weight", "net.norm3.shift.bias", "net.norm4.scale.bias",
+                            "net.block0.qkv.weight", "net.block1.qkv.bias", "net.block0.proj.weight",
+                            "net.block1.mlp0.weight", "net.block0.mlp1.bias", "net.out.weight", NULL };
+    net m;
+    ff_space sp = { 5, 3, 0, 0 };
+    tf_new(&m, sp, tf_opts(8, 2, 2, 2, "adaln"), 3);
+    ff_tensor_t *x = NULL, *t = NULL;
+    ff_tensor_new3(&x, 2, 5, 4);
+    ff_tensor_new1(&t, 2);
+    ff_rng_t r;
+    ff_rng_seed(&r, 9);
+    fill_sphere(x, &r);
+    t->data[1] = 0.5f;
+    ff_tape_reset(m.tape);
+    ff_tensor_t *y = net_forward(&m, x, t, NULL);
+    FF_EXPECT(y && y->ndim == 3 && y->shape[0] == 2 && y->shape[1] == 5 && y->shape[2] == 4, "%s", ff_last_error());
+    ff_tensor_free(x); ff_tensor_free(t);
+    check_grads(&m, 3, NULL, names);
+    net_free(&m);
+    /* additive conditioning, per-position signal channels, 1 head, odd width */
+    const char *names2[] = { "net.embed.weight", "net.temb0.weight", "net.norm0.weight", "net.norm2.bias",
+                             "net.block0.qkv.weight", "net.block0.mlp1.weight", NULL };
+    ff_space sc = { 4, 2, 0, 2 };
+    ff_options *o = tf_opts(5, 1, 1, 1.4, "add");
+    ff_options_set_string(o, "gelu", "erf");
+    tf_new(&m, sc, o, 5);
+    ff_tensor_t *c = NULL;
+    ff_tensor_new3(&c, 3, 4, 2);
+    for (int i = 0; i < 24; i++) c->data[i] = (float)(i % 5) / 5.0f;
+    check_grads(&m, 3, c, names2);
+    ff_tensor_free(c);
+    net_free(&m);
+    /* class labels */
+    const char *names3[] = { "net.cls", "net.temb1.weight", "net.norm1.shift.weight", NULL };
+    ff_space sl = { 3, 3, 4, 0 };
+    tf_new(&m, sl, tf_opts(6, 1, 3, 1, NULL), 7);
+    ff_tensor_new1(&c, 3);
+    c->data[0] = 3; c->data[1] = 0; c->data[2] = 1;
+    check_grads(&m, 3, c, names3);
+    ff_tensor_free(c);
+    net_free(&m);
+}
+
+/* A batch whose rows share t takes the one-row time embedding; its rows equal those of a batch
+ * with distinct times (full path) at the rows with the same t. */
+FF_TEST(transformer_shared_t_matches_full_path) {
+    net m;
+    ff_space sp = { 6, 3, 0, 0 };
+    tf_new(&m, sp, tf_opts(8, 2, 2, 2, "adaln"), 3);
+    ff_tensor_t *x = NULL, *t = NULL;
+    ff_tensor_new3(&x, 3, 6, 4);
+    ff_tensor_new1(&t, 3);
+    ff_rng_t r;
+    ff_rng_seed(&r, 10);
+    fill_sphere(x, &r);
+    float same[3] = { 0.3f, 0.3f, 0.3f }, mixed[3] = { 0.3f, 0.8f, 0.3f }, *a = malloc(72 * sizeof *a);
+    ff_tape_set_grad(m.tape, 0);
+    memcpy(t->data, same, sizeof same);
+    ff_tape_reset(m.tape);
+    ff_tensor_t *y = net_forward(&m, x, t, NULL);
+    FF_EXPECT(y != NULL, "%s", ff_last_error());
+    if (y) memcpy(a, y->data, 72 * sizeof *a);
+    memcpy(t->data, mixed, sizeof mixed);
+    ff_tape_reset(m.tape);
+    y = net_forward(&m, x, t, NULL);
+    FF_EXPECT(y != NULL, "%s", ff_last_error());
+    double e = 0, d1 = 0;
+    for (int i = 0; y && i < 24; i++) { e = fmax(e, fabs(a[i] - y->data[i])); e = fmax(e, fabs(a[48 + i] - y->data[48 + i])); }
+    for (int i = 24; y && i < 48; i++) d1 = fmax(d1, fabs(a[i] - y->data[i]));
+    FF_EXPECT(e < 1e-5, "rows with the same t differ by %g", e);
+    FF_EXPECT(d1 > 1e-3, "the row with another t should differ (%g)", d1);
+    ff_tape_set_grad(m.tape, 1);
+    free(a);
+    ff_tensor_free(x); ff_tensor_free(t);
+    net_free(&m);
+}
+
+FF_TEST(transformer_bad_options_refused) {
+    expect_refused("transformer", "heads", 0, 3, "must be a multiple of option \"heads\"");
+    expect_refused("transformer", "depth", 0, 0, "option \"depth\" must be in [1, 64]");
+    expect_refused("transformer", "dropout", 1, 1.0, "option \"dropout\" must be in [0, 1)");
+    expect_refused("transformer", "mlp_ratio", 1, -1, "option \"mlp_ratio\"");
+    net m;
+    ff_space sp = { 2, 2, 0, 0 };
+    ff_options *o = tf_opts(8, 1, 2, 2, "film");
+    FF_EXPECT_ERROR(net_new(&m, "transformer", sp, o, 1), FF_EINVAL, "\"conditioning\" must be \"adaln\" or \"add\", got \"film\"");
+    net_free(&m);
+    ff_options_free(o);
+    o = tf_opts(8, 1, 2, 2, NULL);
+    ff_options_set_string(o, "gelu", "relu");
+    FF_EXPECT_ERROR(net_new(&m, "transformer", sp, o, 1), FF_EINVAL, "\"gelu\" must be \"tanh\" or \"erf\", got \"relu\"");
+    net_free(&m);
+    ff_options_free(o);
+    ff_space sb = { 5, 3, 4, 2 };
+    FF_EXPECT_ERROR(net_new(&m, "transformer", sb, NULL, 2), FF_EINVAL, "cond_classes (4) and cond_channels (2)");
+    net_free(&m);
 }
 
 FF_MAIN()

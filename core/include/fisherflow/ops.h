@@ -71,4 +71,19 @@ ff_tensor_t *ff_embedding(ff_tape_t *tp, ff_tensor_t *table, const ff_tensor_t *
  * x, v [.., d+1]. Differentiable in both x and v. */
 ff_tensor_t *ff_sphere_project(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *v);
 
+/* Transformer ops (ops_attention.c) */
+/* softmax over the last axis (size >= 1), max-subtracted so large inputs do not overflow. */
+ff_tensor_t *ff_softmax  (ff_tape_t *tp, ff_tensor_t *a);
+/* Batched matmul: a[..,m,k] b[..,k,n] -> [..,m,n], one GEMM per batch entry (leading dims equal,
+ * no broadcasting). trans_a: a is stored [..,k,m] and used transposed; trans_b: b stored [..,n,k]. */
+ff_tensor_t *ff_bmm      (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b, int trans_a, int trans_b);
+/* Bidirectional multi-head self-attention on packed projections: qkv[n, L, 3C] holds q | k | v per
+ * row, head h in columns h*C/heads .. (h+1)*C/heads - 1 of each third -> [n, L, C] with head h's
+ * columns = softmax(q_h k_h^T / sqrt(C/heads)) v_h. Keeps the weights [n, heads, L, L] for backward
+ * (only when it records a node). */
+ff_tensor_t *ff_attention(ff_tape_t *tp, ff_tensor_t *qkv, int heads);
+/* GELU, tanh form: 0.5 a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))) (PyTorch's approximate="tanh");
+ * within ~1e-3 of ff_gelu's exact form and several times cheaper (no libm calls). */
+ff_tensor_t *ff_gelu_tanh(ff_tape_t *tp, ff_tensor_t *a);
+
 #endif
