@@ -76,9 +76,10 @@ static double hand_loss(ff_params_t *P, const float *pdata0, const ff_tensor_t *
     float *base = ff_params_data(P);
 #define PRM(name) (pdata0 + (ff_params_find(P, name)->data - base))
     const float *tw = PRM("net.temb.weight"), *tb = PRM("net.temb.bias");
-    const float *w0 = PRM("net.block0.weight"), *b0 = PRM("net.block0.bias");
-    const float *w1 = PRM("net.block1.weight"), *b1 = PRM("net.block1.bias");
-    const float *w2 = PRM("net.block2.weight"), *b2 = PRM("net.block2.bias");
+    /* block i's Linear over [h; e]: weight_h holds the h columns, weight_e the e columns */
+    const float *w0 = PRM("net.block0.weight_h"), *v0 = PRM("net.block0.weight_e"), *b0 = PRM("net.block0.bias");
+    const float *w1 = PRM("net.block1.weight_h"), *v1 = PRM("net.block1.weight_e"), *b1 = PRM("net.block1.bias");
+    const float *w2 = PRM("net.block2.weight_h"), *v2 = PRM("net.block2.weight_e"), *b2 = PRM("net.block2.bias");
 #undef PRM
     double total = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -98,19 +99,22 @@ static double hand_loss(ff_params_t *P, const float *pdata0, const ff_tensor_t *
         for (int64_t q = 0; q < E; q++) in[D + q] = e[q];
         for (int64_t o = 0; o < H; o++) {
             double s = b0[o];
-            for (int64_t c = 0; c < D + E; c++) s += w0[o * (D + E) + c] * in[c];
+            for (int64_t c = 0; c < D; c++) s += w0[o * D + c] * in[c];
+            for (int64_t q = 0; q < E; q++) s += v0[o * E + q] * in[D + q];
             h0[o] = leaky(s, 0.01);
         }
         for (int64_t q = 0; q < E; q++) h0[H + q] = e[q];
         for (int64_t o = 0; o < H; o++) {
             double s = b1[o];
-            for (int64_t c = 0; c < H + E; c++) s += w1[o * (H + E) + c] * h0[c];
+            for (int64_t c = 0; c < H; c++) s += w1[o * H + c] * h0[c];
+            for (int64_t q = 0; q < E; q++) s += v1[o * E + q] * h0[H + q];
             h1[o] = h0[o] + leaky(s, 0.01);
         }
         for (int64_t q = 0; q < E; q++) h1[H + q] = e[q];
         for (int64_t o = 0; o < D; o++) {
             double s = b2[o];
-            for (int64_t c = 0; c < H + E; c++) s += w2[o * (H + E) + c] * h1[c];
+            for (int64_t c = 0; c < H; c++) s += w2[o * H + c] * h1[c];
+            for (int64_t q = 0; q < E; q++) s += v2[o * E + q] * h1[H + q];
             v[o] = s;
         }
         for (int64_t j = 0; j < k; j++) {
@@ -308,7 +312,7 @@ FF_TEST(nan_is_refused_and_parameters_kept) {
     FF_EXPECT(ff_flow_steps(f) == 3);
     x->data[7] = 0.0f;
     /* a non-finite parameter makes the loss NaN: refused before any update, parameters as they were */
-    ff_tensor_t *w = ff_params_find(P, "net.block0.weight");
+    ff_tensor_t *w = ff_params_find(P, "net.block0.weight_h");
     w->data[0] = NAN;
     memcpy(before, ff_params_data(P), (size_t)np * sizeof *before);
     FF_EXPECT_ERROR(ff_flow_step(f, x, NULL, NULL, NULL), FF_ENUMERIC, "step 4: loss is NaN (last good parameters kept)");
@@ -587,7 +591,8 @@ FF_TEST(log_prob_of_zero_field_is_source_density) {
     ff_flow_t *f = small_flow(k, d, 8, 3, "independent", NULL, 2, NULL);
     if (!f) return;
     ff_params_t *P = ff_flow_params(f);
-    ff_tensor_fill(ff_params_find(P, "net.block2.weight"), 0.0f);
+    ff_tensor_fill(ff_params_find(P, "net.block2.weight_h"), 0.0f);
+    ff_tensor_fill(ff_params_find(P, "net.block2.weight_e"), 0.0f);
     ff_tensor_fill(ff_params_find(P, "net.block2.bias"), 0.0f);
     ff_tensor_t *p = NULL, *lp = NULL;
     ff_tensor_new3(&p, n, k, d + 1);
@@ -784,7 +789,8 @@ FF_TEST(log_prob_zero_field_dirichlet_source) {
         ff_options_free(so); ff_options_free(no);
         if (!f) continue;
         ff_params_t *P = ff_flow_params(f);
-        ff_tensor_fill(ff_params_find(P, "net.block2.weight"), 0.0f);
+        ff_tensor_fill(ff_params_find(P, "net.block2.weight_h"), 0.0f);
+        ff_tensor_fill(ff_params_find(P, "net.block2.weight_e"), 0.0f);
         ff_tensor_fill(ff_params_find(P, "net.block2.bias"), 0.0f);
         ff_tensor_t *p = NULL, *lp = NULL;
         ff_tensor_new3(&p, n, k, m);

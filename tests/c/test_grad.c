@@ -966,6 +966,71 @@ FF_TEST(generation_refuses_stale_temporaries) {
     ff_tensor_free(a);
 }
 
+/* Every backward writes an input's gradient as numel contiguous floats, so an input whose own gradient
+ * buffer is strided (a column view or a transpose of a parameter, as a view's header carries) is
+ * refused at the op's entry check, naming the op, the input and the strides, whether grad mode is on
+ * or off and in every input slot (optional ones too). Strided DATA with no gradient stays accepted. */
+FF_TEST(strided_gradient_refused) {
+    ff_rng_t r;
+    ff_rng_seed(&r, 17);
+    ff_params_t *P = NULL;
+    ff_tape_t *tp = NULL;
+    ff_tensor_t *w = NULL, *x = NULL, *x3 = NULL;
+    FF_EXPECT(ff_params_new(&P) == FF_OK && ff_tape_new(&tp, 0) == FF_OK);
+    FF_EXPECT(ff_params_set_prefix(P, "net.") == FF_OK);
+    FF_EXPECT(ff_params_add(P, "w", 2, (int64_t[]){ 3, 5 }, (ff_param_init){ FF_INIT_UNIFORM, 1.0f }, &r, &w) == FF_OK);
+    FF_EXPECT(ff_tensor_new2(&x, 4, 2) == FF_OK && ff_tensor_new2(&x3, 3, 2) == FF_OK);
+    if (!w || !x || !x3 || !tp) goto done;
+    ff_rng_fill_normal(&r, x, 0, 1);
+    ff_rng_fill_normal(&r, x3, 0, 1);
+    /* v = w[:, 1:3] with the same columns of w's gradient: [3, 2], rows 5 floats apart */
+    ff_tensor_t v = *w, gv = *w->grad;
+    v.data = w->data + 1;  v.shape[1] = 2;
+    gv.data = w->grad->data + 1; gv.shape[1] = 2;
+    v.grad = &gv;
+    /* wt = w^T as a view, with the transposed view of the gradient: strides [1, 5] */
+    ff_tensor_t wt = *w, gt = *w->grad;
+    wt.shape[0] = 5; wt.shape[1] = 3; wt.stride[0] = 1; wt.stride[1] = 5;
+    gt.shape[0] = 5; gt.shape[1] = 3; gt.stride[0] = 1; gt.stride[1] = 5;
+    wt.grad = &gt;
+    for (int grad = 1; grad >= 0; grad--) {
+        ff_tape_set_grad(tp, grad);
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_add(tp, &v, x3) == NULL, "ff_add took a strided gradient");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_add: input 1 [3,2] \"net.w\" needs a gradient, but its "
+                        "gradient [3,2] (strides [5,1]) is not contiguous");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_mul(tp, x3, &v) == NULL, "ff_mul took a strided gradient");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_mul: input 2 [3,2] \"net.w\"");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_linear(tp, x, &v, NULL) == NULL, "ff_linear took a strided weight gradient");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_linear: input 2 [3,2] \"net.w\" needs a gradient");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_linear(tp, &v, w, NULL) == NULL, "ff_linear took a strided x gradient");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_linear: input 1 [3,2]");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_matmul(tp, x, &wt) == NULL, "ff_matmul took a transposed gradient");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "(strides [1,5])");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_layer_norm(tp, x3, NULL, &v, 1e-5f) == NULL, "ff_layer_norm took a strided optional input");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_layer_norm: input 3 [3,2]");
+    }
+    ff_tape_set_grad(tp, 1);
+    /* the same views without a gradient are strided data, read as they are */
+    v.grad = NULL;
+    ff_tape_reset(tp);
+    ff_tensor_t *y = ff_linear(tp, x, &v, NULL);
+    FF_EXPECT(y != NULL, "%s", ff_last_error());
+    for (int m = 0; y && m < 4; m++)
+        for (int o = 0; o < 3; o++)
+            FF_EXPECT_NEAR(y->data[m * 3 + o], (double)x->data[m * 2] * w->data[o * 5 + 1] +
+                           (double)x->data[m * 2 + 1] * w->data[o * 5 + 2], 1e-5);
+done:
+    ff_tensor_free(x); ff_tensor_free(x3);
+    ff_params_free(P);
+    ff_tape_free(tp);
+}
+
 /* ---- memory ----------------------------------------------------------------------------------- */
 
 FF_TEST(memory_stable_across_steps) {

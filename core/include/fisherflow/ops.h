@@ -13,8 +13,9 @@
 
 #include "tape.h"
 
-/* Products */
-ff_tensor_t *ff_linear   (ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b); /* x[..,i] w[o,i] b[o]|NULL -> [..,o] */
+/* Products. ff_linear: x[..,i] w[o,i] -> y[..,o] = x w^T + b, with b NULL, [o] (added to every row)
+ * or of y's shape [..,o] (one bias row per row of x; ndim >= 2); any other b is FF_ESHAPE. */
+ff_tensor_t *ff_linear   (ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b);
 ff_tensor_t *ff_matmul   (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);                 /* a[..,m,k] b[k,n] -> [..,m,n]     */
 
 /* Elementwise binary with broadcasting of b */
