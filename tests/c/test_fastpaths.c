@@ -65,8 +65,8 @@ static void run(int ref, ff_plugin_inst *inst, ff_params_t *P, ff_tape_t *tp, co
 static double rel_err(const float *a, const float *b, int64_t n) {
     double mx = 0, md = 0;
     for (int64_t i = 0; i < n; i++) {
-        mx = fmax(mx, fabs((double)b[i]));
-        md = fmax(md, fabs((double)a[i] - b[i]));
+        mx = ff_nanmax(mx, fabs((double)b[i]));
+        md = ff_nanmax(md, fabs((double)a[i] - b[i]));
     }
     return md / (1e-6 + mx);
 }

@@ -287,7 +287,7 @@ FF_TEST(sgd_and_schedule_wiring) {
         FF_EXPECT(st.lr == lr, "step %d: lr %g, schedule %g", s, st.lr, lr);
         double worst = 0;
         const float *g = ff_params_grad(P), *now = ff_params_data(P);
-        for (int64_t i = 0; i < np; i++) worst = fmax(worst, fabs(now[i] - (before[i] - lr * g[i])));
+        for (int64_t i = 0; i < np; i++) worst = ff_nanmax(worst, fabs(now[i] - (before[i] - lr * g[i])));
         FF_EXPECT(worst < 1e-7, "step %d: |p - (p0 - lr g)| up to %g", s, worst);
     }
     FF_EXPECT(ff_lr_at(&ff_flow_config_of(f)->lr, 3) < 0.05f);
@@ -398,7 +398,7 @@ static void expect_on_simplex(const ff_tensor_t *p, const char *what) {
     for (int64_t r = 0; r < rows; r++) {
         double s = 0;
         for (int64_t c = 0; c < m; c++) { s += p->data[r * m + c]; mn = fmin(mn, p->data[r * m + c]); }
-        worst = fmax(worst, fabs(s - 1));
+        worst = ff_nanmax(worst, fabs(s - 1));
     }
     FF_EXPECT(worst < 1e-5 && mn >= 0, "%s: max |sum - 1| %g, min %g", what, worst, mn);
 }
@@ -433,7 +433,7 @@ FF_TEST(sample_on_simplex_every_stepper) {
             so.batch = 0;
             FF_EXPECT(ff_flow_sample(f, out2, x0, NULL, &so, &ss) == FF_OK, "%s", ff_last_error());
             double dmax = 0;
-            for (int64_t i = 0; i < ff_tensor_numel(out); i++) dmax = fmax(dmax, fabs(out->data[i] - out2->data[i]));
+            for (int64_t i = 0; i < ff_tensor_numel(out); i++) dmax = ff_nanmax(dmax, fabs(out->data[i] - out2->data[i]));
             /* Rows are independent, but BLAS may round a row differently inside batches of other
              * sizes (1e-8), and an adaptive stepper controls the error of the whole chunk, so its
              * steps depend on the chunk (differences of the order of eps). The simplex geometry's
@@ -523,7 +523,7 @@ FF_TEST(ema_used_for_sampling) {
     FF_EXPECT(ff_flow_sample(fp, b, x0, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
     FF_EXPECT(memcmp(live, ff_params_data(P), (size_t)np * sizeof *live) == 0, "live weights not restored");
     double dmax = 0;
-    for (int i = 0; i < 60; i++) dmax = fmax(dmax, fabs(a->data[i] - b->data[i]));
+    for (int i = 0; i < 60; i++) dmax = ff_nanmax(dmax, fabs(a->data[i] - b->data[i]));
     FF_EXPECT(dmax > 1e-4, "EMA and live weights sample the same (%g)", dmax);
     /* the EMA sample equals sampling the no-EMA flow after loading the averaged weights into it */
     memcpy(ff_params_data(ff_flow_params(fp)), ff_ema_data(ff_flow_ema(fe)), (size_t)np * sizeof(float));
@@ -826,7 +826,7 @@ FF_TEST(log_prob_zero_field_dirichlet_source) {
                     want += lgamma(A);
                 }
                 double err = fabs(lp->data[i] - want) / (fabs(want) + 1);
-                worst = fmax(worst, err);
+                worst = ff_nanmax(worst, err);
                 FF_EXPECT(err <= 2e-6, "case %zu %s sample %lld: log p %.9g, Dirichlet %.9g", c, est[e],
                           (long long)i, lp->data[i], want);
             }

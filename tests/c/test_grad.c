@@ -369,7 +369,7 @@ static int check_case(const gcase *c, uint64_t seed) {
                   (long long)out->shape[i], (long long)r.sh[i]);
     double fmax = 0, scale = 1;
     for (int64_t i = 0; i < nout; i++) {
-        fmax = fmax > fabs(out->data[i] - r.v[i]) ? fmax : fabs(out->data[i] - r.v[i]);
+        fmax = ff_nanmax(fmax, fabs(out->data[i] - r.v[i]));
         scale = scale > fabs(r.v[i]) ? scale : fabs(r.v[i]);
     }
     if (fmax / (FWD_RTOL * scale) > worst_fwd_ratio) worst_fwd_ratio = fmax / (FWD_RTOL * scale);
@@ -407,7 +407,7 @@ static int check_case(const gcase *c, uint64_t seed) {
         for (int64_t i = 0; i < n; i++) {
             double an = g[i] - (pg[k] ? 0.25 : 0.0) + (i == 0 ? corrupt_grad : 0.0);
             double e = fabs(an - fd[i]);
-            emax = emax > e ? emax : e;
+            emax = ff_nanmax(emax, e);
         }
         double tol = GRAD_RTOL * (1.0 + gmax);
         if (corrupt_grad == 0.0 && emax / tol > worst_grad_ratio) worst_grad_ratio = emax / tol;
@@ -637,11 +637,11 @@ FF_TEST(conv1d_chunked_vs_direct_sums) {
                         dw[(o * K + k) * Ci + c] += g * xr[c];
                     }
                 }
-                ey = fmax(ey, fabs(acc - y->data[(s * Lo + t) * Co + o])); sy = fmax(sy, fabs(acc));
+                ey = ff_nanmax(ey, fabs(acc - y->data[(s * Lo + t) * Co + o])); sy = ff_nanmax(sy, fabs(acc));
             }
-    for (int64_t i = 0; i < n * L * Ci; i++) { ex = fmax(ex, fabs(dx[i] - x->grad->data[i])); sx = fmax(sx, fabs(dx[i])); }
-    for (int64_t i = 0; i < Co * K * Ci; i++) { ew = fmax(ew, fabs(dw[i] - gw->data[i])); sw = fmax(sw, fabs(dw[i])); }
-    for (int64_t o = 0; o < Co; o++) { eb = fmax(eb, fabs(db[o] - gb->data[o])); sb = fmax(sb, fabs(db[o])); }
+    for (int64_t i = 0; i < n * L * Ci; i++) { ex = ff_nanmax(ex, fabs(dx[i] - x->grad->data[i])); sx = ff_nanmax(sx, fabs(dx[i])); }
+    for (int64_t i = 0; i < Co * K * Ci; i++) { ew = ff_nanmax(ew, fabs(dw[i] - gw->data[i])); sw = ff_nanmax(sw, fabs(dw[i])); }
+    for (int64_t o = 0; o < Co; o++) { eb = ff_nanmax(eb, fabs(db[o] - gb->data[o])); sb = ff_nanmax(sb, fabs(db[o])); }
     FF_EXPECT(ey <= 1e-5 * sy, "forward max err %.3g (scale %.3g)", ey, sy);
     FF_EXPECT(ex <= 1e-5 * sx, "dx max err %.3g (scale %.3g)", ex, sx);
     FF_EXPECT(ew <= 1e-5 * sw, "dw max err %.3g (scale %.3g)", ew, sw);

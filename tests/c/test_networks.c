@@ -108,7 +108,7 @@ static void check_grads(net *m, int64_t n, ff_tensor_t *cond, const char *const 
     for (int64_t i = 0; i < nx; i += (nx / 7 > 0 ? nx / 7 : 1)) {
         double an = gx[i], fd = central_diff(m, x, t, cond, R, &x->data[i], an);
         FF_EXPECT(fabs(fd - an) <= 2e-3 + 2e-2 * fabs(fd), "d/dx[%lld]: fd %.6g vs analytic %.6g", (long long)i, fd, an);
-        worst = fmax(worst, fabs(fd - an));
+        worst = ff_nanmax(worst, fabs(fd - an));
         checked++;
     }
     free(gx);
@@ -121,7 +121,7 @@ static void check_grads(net *m, int64_t n, ff_tensor_t *cond, const char *const 
             double an = p->grad->data[i], fd = central_diff(m, x, t, cond, R, &p->data[i], an);
             FF_EXPECT(fabs(fd - an) <= 2e-3 + 2e-2 * fabs(fd), "d/d%s[%lld]: fd %.6g vs analytic %.6g", names[q],
                       (long long)i, fd, an);
-            worst = fmax(worst, fabs(fd - an));
+            worst = ff_nanmax(worst, fabs(fd - an));
             checked++;
         }
     }
@@ -150,7 +150,7 @@ FF_TEST(bmlp_param_count_matches_paper) {
             ff_tensor_t *w = ff_params_find(m.params, half[q]);
             double bound = 1.0 / sqrt(512.0 + 64.0), mx = 0;
             FF_EXPECT(w && ff_tensor_numel(w) == numel[q], "%s", half[q]);
-            for (int64_t j = 0; w && j < ff_tensor_numel(w); j++) mx = fmax(mx, fabs(w->data[j]));
+            for (int64_t j = 0; w && j < ff_tensor_numel(w); j++) mx = ff_nanmax(mx, fabs(w->data[j]));
             FF_EXPECT(mx <= bound * (1 + 1e-6) && mx > 0.9 * bound, "%s: max |w| %g, bound %g", half[q], mx, bound);
         }
         net_free(&m);
