@@ -4,33 +4,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fisherflow/metrics.h"
 #include "viz_internal.h"
 
 #define SQRT3_2 0.86602540378443864676
 
 /* ---- grid ---------------------------------------------------------------------------------- */
 
-/* Cell of a normalised point; see the convention in viz.h. */
-static void cell_of(int res, double p0, double p1, int *gi, int *gj) {
-    double u = res * p0, v = res * p1, w = res - u - v;
-    int f[3] = { (int)floor(u), (int)floor(v), (int)floor(w) };
-    for (int k = 0; k < 3; k++) f[k] = f[k] < 0 ? 0 : f[k] > res - 1 ? res - 1 : f[k];
-    int s = f[0] + f[1] + f[2];
-    while (s > res - 1) {                 /* a lattice point: give it to an upright cell */
-        int m = f[2] >= f[0] && f[2] >= f[1] ? 2 : f[0] >= f[1] ? 0 : 1;
-        f[m]--; s--;
-    }
-    if (s == res - 1) { *gi = f[0]; *gj = f[1]; }
-    else {                                /* inverted cell (f0, f1): f0 + f1 <= res - 2 */
-        if (f[0] + f[1] > res - 2) f[0] = res - 2 - f[1];
-        *gi = res - 1 - f[0]; *gj = res - 1 - f[1];
-    }
+/* The grid is the core's (metrics.h): one convention for metrics' histograms and viz's pictures.
+ * cell_of takes a point with non-negative coordinates and a positive sum. */
+static void cell_of(int res, const double q[3], int *gi, int *gj) {
+    const double s = q[0] + q[1] + q[2];
+    int64_t c = ff_simplex_grid_cell(q[0] / s, q[1] / s, q[2] / s, res);
+    if (c < 0) c = 0;                     /* unreachable: q / s is on the simplex */
+    *gi = (int)(c / res);
+    *gj = (int)(c % res);
 }
 
 static void cell_centre(int res, int i, int j, double p[3]) {
-    if (i + j < res) { p[0] = (i + 1.0 / 3) / res; p[1] = (j + 1.0 / 3) / res; }
-    else { p[0] = (res - 1 - i + 2.0 / 3) / res; p[1] = (res - 1 - j + 2.0 / 3) / res; }
-    p[2] = 1 - p[0] - p[1];
+    ff_simplex_grid_centre((int64_t)i * res + j, res, p);
 }
 
 ff_status ff_viz_simplex_cell(int32_t res, const double p[3], int32_t *i, int32_t *j) {
@@ -43,8 +35,9 @@ ff_status ff_viz_simplex_cell(int32_t res, const double p[3], int32_t *i, int32_
         s += q[k];
     }
     if (!(s > 0)) return ff_errorf(FF_EINVAL, "ff_viz_simplex_cell: p = (%g, %g, %g) has no positive entry", p[0], p[1], p[2]);
+    if (!isfinite(s)) return ff_errorf(FF_EINVAL, "ff_viz_simplex_cell: p = (%g, %g, %g): the sum overflows", p[0], p[1], p[2]);
     int gi, gj;
-    cell_of(res, q[0] / s, q[1] / s, &gi, &gj);
+    cell_of(res, q, &gi, &gj);
     *i = gi; *j = gj;
     return FF_OK;
 }
@@ -150,10 +143,10 @@ ff_status ff_viz_simplex_histogram(ff_tensor_t *grid, const ff_tensor_t *points)
     double *count = calloc((size_t)res * res, sizeof *count);
     if (!count) return ff_errorf(FF_ENOMEM, "%s: cannot allocate a %d x %d grid", fn, res, res);
     for (int64_t i = 0; i < p.n; i++) {
-        double x[3], s = 0;
-        for (int c = 0; c < 3; c++) { x[c] = pts_get(&p, 0, i, c); x[c] = x[c] > 0 ? x[c] : 0; s += x[c]; }
+        double x[3];
+        for (int c = 0; c < 3; c++) { x[c] = pts_get(&p, 0, i, c); x[c] = x[c] > 0 ? x[c] : 0; }
         int gi, gj;
-        cell_of(res, x[0] / s, x[1] / s, &gi, &gj);
+        cell_of(res, x, &gi, &gj);
         count[gi * res + gj] += 1;
     }
     double scale = 2.0 * res * res / (double)p.n;     /* density per unit (p0, p1) area */
@@ -318,7 +311,7 @@ static void paint_heat(cairo_surface_t *surf, const layout *L, const heat *h) {
             to_simplex(L, x + 0.5, y + 0.5, p);
             if (p[0] < 0 || p[1] < 0 || p[2] < 0) continue;
             int gi, gj;
-            cell_of(h->res, p[0], p[1], &gi, &gj);
+            cell_of(h->res, p, &gi, &gj);
             uint8_t c[3];
             ff_viz_viridis(heat_t(h, viz_get2(h->grid, gi, gj)), c);
             row[x] = 0xFF000000u | (uint32_t)c[0] << 16 | (uint32_t)c[1] << 8 | c[2];

@@ -52,7 +52,7 @@ static int direct(const conv_geom *g) { return g->K == 1 && g->pad == 0; }   /* 
 
 ff_tensor_t *ff_conv1d(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b, int dilation, int padding) {
     char s1[96], s2[96], s3[96];
-    if (!ff_op_begin_opt(tp, "ff_conv1d", 2, 3, x, w, b)) return NULL;
+    if (!ff_op_begin(tp, "ff_conv1d", 2, x, w, b)) return NULL;
     if (x->ndim != 3 || w->ndim != 3 || x->shape[2] != w->shape[2])
         return ff_op_fail(tp, FF_ESHAPE, "ff_conv1d: x [%s], w [%s]: expected x[n,L,Cin] and w[Cout,K,Cin] with equal Cin",
                           FF_SHAPE(x, s1), FF_SHAPE(w, s2));

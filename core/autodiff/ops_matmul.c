@@ -1,6 +1,7 @@
 /* ops_matmul.c — ff_linear and ff_matmul through OpenBLAS cblas_sgemm. Strided 2-D inputs (a
- * transposed weight, a column slice) go to sgemm as they are, with the matching transpose flag and
- * leading dimension; only other layouts are copied. Backward is two sgemm calls (+ a column sum).
+ * transposed view, a column slice) are read by sgemm as they are, with the matching transpose flag
+ * and leading dimension; only other layouts are copied. Gradients are contiguous (tape_internal.h,
+ * ff_op_begin). Backward is two sgemm calls (+ a column sum).
  */
 #include <cblas.h>
 #include <limits.h>
@@ -42,26 +43,31 @@ static void save(ff_node_t *n, int64_t M, int64_t K, int64_t O, const matref *x,
     n->i[3] = x->ld; n->i[4] = x->trans; n->i[5] = w->ld; n->i[6] = w->trans;
 }
 
-/* y[M,O] = x[M,K] w[O,K]^T + b */
+/* y[M,O] = x[M,K] w[O,K]^T + b, b [O] or y's shape */
 ff_tensor_t *ff_linear(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b) {
-    char s1[96], s2[96], s3[96];
-    if (!ff_op_begin_ex(tp, "ff_linear", b ? 3 : 2, b ? 3 : 2, 1u << 1, x, w, b)) return NULL;   /* w: see ff_bw_linear */
+    char s1[96], s2[96], s3[96], s4[96];
+    if (!ff_op_begin(tp, "ff_linear", 2, x, w, b)) return NULL;
     if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1])
         return ff_op_fail(tp, FF_ESHAPE, "ff_linear: x [%s], w [%s]: expected x[..,%lld] and w[out,in] with in = x's last dim",
                           FF_SHAPE(x, s1), FF_SHAPE(w, s2), (long long)(x->ndim ? x->shape[x->ndim - 1] : 0));
     const int64_t K = w->shape[1], O = w->shape[0], M = ff_prod(x->shape, 0, x->ndim - 1);
-    /* b: [O] broadcast over the rows, or [M, O] (one bias row per row of x: a per-row offset such as
-     * a split-off part of the product, W [x; e] = W_x x + (W_e e + b)) */
-    const int full_b = b && b->ndim == 2 && b->shape[0] == M && b->shape[1] == O;
-    if (b && !full_b && (b->ndim != 1 || b->shape[0] != O))
-        return ff_op_fail(tp, FF_ESHAPE, "ff_linear: w [%s], b [%s]: bias must be [%lld] or [%lld,%lld]",
-                          FF_SHAPE(w, s1), FF_SHAPE(b, s3), (long long)O, (long long)M, (long long)O);
-    if (M > INT_MAX || K > INT_MAX || O > INT_MAX)
-        return ff_op_fail(tp, FF_EINVAL, "ff_linear: x [%s], w [%s]: a matrix dimension exceeds BLAS's int range",
-                          FF_SHAPE(x, s1), FF_SHAPE(w, s2));
     int64_t shape[FF_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = O;
+    /* b: [O] broadcast over the rows, or the output's shape [.., O] (one bias row per row of x: a
+     * per-row offset such as a split-off part of the product, W [x; e] = W_x x + (W_e e + b)) */
+    int full_b = b && b->ndim == x->ndim && b->ndim >= 2;
+    for (int i = 0; full_b && i < x->ndim; i++) full_b = b->shape[i] == shape[i];
+    if (b && !full_b && (b->ndim != 1 || b->shape[0] != O)) {
+        ff_tensor_t y = *x;
+        y.shape[x->ndim - 1] = O;
+        return ff_op_fail(tp, FF_ESHAPE, "ff_linear: x [%s], w [%s], b [%s]: bias must be [%lld] or the output's "
+                          "shape [%s]", FF_SHAPE(x, s1), FF_SHAPE(w, s2), FF_SHAPE(b, s3), (long long)O,
+                          FF_SHAPE(&y, s4));
+    }
+    if (M > INT_MAX || K > INT_MAX || O > INT_MAX)
+        return ff_op_fail(tp, FF_EINVAL, "ff_linear: x [%s], w [%s]: a matrix dimension exceeds BLAS's int range",
+                          FF_SHAPE(x, s1), FF_SHAPE(w, s2));
     matref mx, mw;
     if (!as_matrix(tp, x, M, K, &mx) || !as_matrix(tp, w, O, K, &mw)) return NULL;
     const float *xb = b ? ff_op_contig(tp, b) : NULL;
@@ -93,21 +99,16 @@ void ff_bw_linear(ff_tape_t *tp, ff_node_t *n) {
                         g, ldg, n->x[1], ldw, beta, gx, ldk);
         else if (beta == 0.0f) memset(gx, 0, (size_t)(M * K) * sizeof(float));
     }
-    /* dw[O,K] = g^T[O,M] x[M,K]; w may be a column view of a wider parameter (ff_linear admits a
-     * row-strided weight gradient): its gradient rows are ldgw apart */
-    int64_t ldw_g;
-    float *gw = ff_grad_buf_rows(tp, n->in[1], &beta, &ldw_g);
+    float *gw = ff_grad_buf(tp, n->in[1], &beta);          /* dw[O,K] = g^T[O,M] x[M,K] */
     if (gw) {
-        const int ldgw = (int)(ldw_g > 1 ? ldw_g : 1);
         if (M > 0 && K > 0 && O > 0)
             cblas_sgemm(CblasRowMajor, CblasTrans, tr(tx), (int)O, (int)K, (int)M, 1.0f,
-                        g, ldg, n->x[0], ldx, beta, gw, ldgw);
-        else if (beta == 0.0f)
-            for (int64_t o = 0; o < O; o++) memset(gw + o * ldgw, 0, (size_t)K * sizeof(float));
+                        g, ldg, n->x[0], ldx, beta, gw, ldk);
+        else if (beta == 0.0f) memset(gw, 0, (size_t)(O * K) * sizeof(float));
     }
     if (n->nin == 3) {
         float *gb = ff_grad_buf(tp, n->in[2], &beta);
-        if (gb && n->i[7]) ff_acc(gb, g, M * O, beta);     /* [M, O] bias: its gradient is g */
+        if (gb && n->i[7]) ff_acc(gb, g, M * O, beta);     /* bias of y's shape: its gradient is g */
         else if (gb) col_sum(g, M, O, gb, beta);
     }
 }

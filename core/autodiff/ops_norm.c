@@ -9,7 +9,7 @@
 
 ff_tensor_t *ff_layer_norm(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *gamma, ff_tensor_t *beta, float eps) {
     char s1[96], s2[96];
-    if (!ff_op_begin_opt(tp, "ff_layer_norm", 1, 3, x, gamma, beta)) return NULL;
+    if (!ff_op_begin(tp, "ff_layer_norm", 1, x, gamma, beta)) return NULL;
     if (x->ndim < 1)
         return ff_op_fail(tp, FF_ESHAPE, "ff_layer_norm: x [%s] has no axis to normalise", FF_SHAPE(x, s1));
     const int64_t C = x->shape[x->ndim - 1], R = ff_prod(x->shape, 0, x->ndim - 1);

@@ -235,19 +235,7 @@ static int grad_is_node(const ff_tape_t *tp, const ff_tensor_t *t) {
     return t->node && (t->flags & FF_TENSOR_ARENA) && t->gen == tp->gen;
 }
 
-/* Layout of t's own gradient buffer ->grad (a parameter's or a leaf's): 0 contiguous over numel(t),
- * what every backward assumes; 1 the rows of a 2-D t at a row stride with unit column stride (a
- * column view of a wider parameter, as plugins/network/bmlp.c makes); -1 anything else. */
-static int grad_layout(const ff_tensor_t *t) {
-    const ff_tensor_t *g = t->grad;
-    if (ff_tensor_is_contiguous(g) && ff_tensor_numel(g) == ff_tensor_numel(t)) return 0;
-    if (t->ndim == 2 && g->ndim == 2 && g->shape[0] == t->shape[0] && g->shape[1] == t->shape[1] &&
-        (g->stride[1] == 1 || g->shape[1] <= 1) && g->stride[0] >= g->shape[1] && g->stride[0] <= INT_MAX)
-        return 1;
-    return -1;
-}
-
-static int check_input(ff_tape_t *tp, const char *fn, int idx, int nin, ff_tensor_t *t, int row_grad_ok) {
+static int check_input(ff_tape_t *tp, const char *fn, int idx, int nin, ff_tensor_t *t) {
     char b[96];
     if (!t) {
         ff_op_fail(tp, FF_EINVAL, "%s: input %d of %d is NULL", fn, idx + 1, nin);
@@ -274,45 +262,33 @@ static int check_input(ff_tape_t *tp, const char *fn, int idx, int nin, ff_tenso
         return 0;
     }
     /* Backward writes an input's gradient through the bare pointer of ff_grad_buf, as numel(t)
-     * contiguous floats. A strided gradient (a column view of a parameter) would be written with
-     * the wrong stride, silently: refuse it here, whether or not this step records a node, except
-     * where the op reads it through ff_grad_buf_rows (row_grad_ok). */
-    if (!grad_is_node(tp, t) && (t->flags & FF_TENSOR_NEEDS_GRAD) && t->grad && t->grad->data) {
-        const int lay = grad_layout(t);
-        if (lay < 0 || (lay == 1 && !row_grad_ok)) {
-            char gs[96], st[96];
-            int len = 0;
-            st[0] = '\0';
-            for (int i = 0; i < t->grad->ndim && len < (int)sizeof st - 24; i++)
-                len += snprintf(st + len, sizeof st - (size_t)len, "%s%lld", i ? "," : "",
-                                (long long)t->grad->stride[i]);
-            ff_op_fail(tp, FF_EINVAL, "%s: input %d [%s]%s%s%s needs a gradient, but its gradient [%s] is "
-                       "strided (strides [%s]), e.g. a column view of a parameter: %s would write it "
-                       "with the wrong stride (only ff_linear's weight takes a column view)", fn, idx + 1,
-                       FF_SHAPE(t, b), t->name[0] ? " \"" : "", t->name, t->name[0] ? "\"" : "",
-                       FF_SHAPE(t->grad, gs), st, fn);
-            return 0;
-        }
+     * contiguous floats. A strided gradient (e.g. a column view of a parameter) would be written with
+     * the wrong stride, silently: refuse it here, whether or not this step records a node. */
+    if (!grad_is_node(tp, t) && (t->flags & FF_TENSOR_NEEDS_GRAD) && t->grad && t->grad->data &&
+        !(ff_tensor_is_contiguous(t->grad) && ff_tensor_numel(t->grad) == ff_tensor_numel(t))) {
+        char gs[96], st[96];
+        int len = 0;
+        st[0] = '\0';
+        for (int i = 0; i < t->grad->ndim && len < (int)sizeof st - 24; i++)
+            len += snprintf(st + len, sizeof st - (size_t)len, "%s%lld", i ? "," : "",
+                            (long long)t->grad->stride[i]);
+        ff_op_fail(tp, FF_EINVAL, "%s: input %d [%s]%s%s%s needs a gradient, but its gradient [%s] (strides [%s]) "
+                   "is not contiguous over the input's elements, e.g. a view of a parameter: backward writes "
+                   "an input's gradient as contiguous floats; make the part a parameter of its own", fn, idx + 1,
+                   FF_SHAPE(t, b), t->name[0] ? " \"" : "", t->name, t->name[0] ? "\"" : "",
+                   FF_SHAPE(t->grad, gs), st);
+        return 0;
     }
     return 1;
 }
 
-int ff_op_begin_ex(ff_tape_t *tp, const char *fn, int nreq, int nin, unsigned row_grads,
-                   ff_tensor_t *a, ff_tensor_t *b, ff_tensor_t *c) {
+int ff_op_begin(ff_tape_t *tp, const char *fn, int nreq, ff_tensor_t *a, ff_tensor_t *b, ff_tensor_t *c) {
     if (!tp) { ff_errorf(FF_EINVAL, "%s: tape is NULL", fn); return 0; }
     if (tp->status != FF_OK) return 0;
     ff_tensor_t *in[3] = { a, b, c };
-    for (int i = 0; i < nin; i++)
-        if ((i < nreq || in[i]) && !check_input(tp, fn, i, nin, in[i], (row_grads >> i) & 1u)) return 0;
+    for (int i = 0; i < 3; i++)
+        if ((i < nreq || in[i]) && !check_input(tp, fn, i, nreq, in[i])) return 0;
     return 1;
-}
-
-int ff_op_begin_opt(ff_tape_t *tp, const char *fn, int nreq, int nin, ff_tensor_t *a, ff_tensor_t *b, ff_tensor_t *c) {
-    return ff_op_begin_ex(tp, fn, nreq, nin, 0, a, b, c);
-}
-
-int ff_op_begin(ff_tape_t *tp, const char *fn, int nin, ff_tensor_t *a, ff_tensor_t *b, ff_tensor_t *c) {
-    return ff_op_begin_opt(tp, fn, nin, nin, a, b, c);
 }
 
 static ff_tensor_t *arena_tensor(ff_tape_t *tp, int ndim, const int64_t *shape, float *data) {
@@ -388,13 +364,6 @@ float *ff_grad_buf(ff_tape_t *tp, ff_tensor_t *t, float *beta) {
     }
     *beta = 1.0f;
     return t->grad->data;
-}
-
-float *ff_grad_buf_rows(ff_tape_t *tp, ff_tensor_t *t, float *beta, int64_t *ld) {
-    float *g = ff_grad_buf(tp, t, beta);
-    *ld = t->ndim == 2 ? t->shape[1] : ff_tensor_numel(t);
-    if (g && !grad_is_node(tp, t) && grad_layout(t) == 1) *ld = t->grad->stride[0];
-    return g;
 }
 
 /* ---- leaves ----------------------------------------------------------------------------------- */

@@ -47,19 +47,13 @@ FF_INTERNAL float       *ff_arena_zfloats(ff_tape_t *tp, int64_t n);
 /* Records the first failure (message formatted like ff_errorf) and returns NULL. */
 FF_INTERNAL ff_tensor_t *ff_op_fail(ff_tape_t *tp, ff_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Start of every op: 0 if the tape failed already, tp is NULL, an input is NULL (fails the tape
- * naming fn and the input), or an input is a stale temporary (generation check). */
-FF_INTERNAL int          ff_op_begin(ff_tape_t *tp, const char *fn, int nin,
+/* Start of every op: 0 if the tape failed already, tp is NULL, one of the first nreq inputs (a, b, c
+ * in order) is NULL (fails the tape naming fn and the input; inputs after them are optional, checked
+ * when not NULL), an input is a stale temporary (generation check), or an input needs a gradient
+ * whose buffer (->grad of a parameter or leaf) is not contiguous over its elements: every backward
+ * writes an input's gradient as numel contiguous floats (ff_grad_buf). */
+FF_INTERNAL int          ff_op_begin(ff_tape_t *tp, const char *fn, int nreq,
                                      ff_tensor_t *a, ff_tensor_t *b, ff_tensor_t *c);
-/* Same, where inputs from index nreq on are optional (NULL allowed). */
-FF_INTERNAL int          ff_op_begin_opt(ff_tape_t *tp, const char *fn, int nreq, int nin,
-                                         ff_tensor_t *a, ff_tensor_t *b, ff_tensor_t *c);
-/* Both also refuse an input whose own gradient buffer (->grad of a parameter or leaf) is not
- * contiguous over its elements, e.g. a column view of a parameter: backward would write it with
- * the wrong stride. ff_op_begin_ex admits a row-strided 2-D gradient for the inputs whose bit is
- * set in row_grads (bit i: input i); the op must then fetch that gradient with ff_grad_buf_rows. */
-FF_INTERNAL int          ff_op_begin_ex(ff_tape_t *tp, const char *fn, int nreq, int nin, unsigned row_grads,
-                                        ff_tensor_t *a, ff_tensor_t *b, ff_tensor_t *c);
 /* A contiguous arena output header + uninitialised data. */
 FF_INTERNAL ff_tensor_t *ff_op_out(ff_tape_t *tp, int ndim, const int64_t *shape);
 /* t's data if contiguous, else a contiguous arena copy. */
@@ -74,9 +68,6 @@ FF_INTERNAL ff_node_t   *ff_node_new(ff_tape_t *tp, int op, ff_tensor_t *out, in
 /* During backward: the contiguous gradient buffer of input t (numel(t) floats), or NULL when t needs
  * none. *beta is 0 when the buffer is fresh in this pass (write, do not add) and 1 otherwise. */
 FF_INTERNAL float       *ff_grad_buf(ff_tape_t *tp, ff_tensor_t *t, float *beta);
-/* Same for a 2-D input admitted with a row-strided gradient (ff_op_begin_ex): *ld is the buffer's
- * row stride in floats (t's column count when the buffer is contiguous). */
-FF_INTERNAL float       *ff_grad_buf_rows(ff_tape_t *tp, ff_tensor_t *t, float *beta, int64_t *ld);
 
 FF_INTERNAL ff_rng_t    *ff_tape_rng(ff_tape_t *tp);
 FF_INTERNAL int          ff_tape_grad_enabled(const ff_tape_t *tp);

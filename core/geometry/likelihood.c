@@ -1,5 +1,5 @@
 /* likelihood.c — CNF log-density change on (S^d_+)^k: RK4 backwards with the Riemannian divergence
- * tr(P J P) by exact VJPs or Hutchinson probes. MATH.md §Likelihood; change of variables to the simplex. */
+ * tr(P J P) by exact VJPs or Hutchinson probes. MATH.md §Likelihood. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,38 +7,6 @@
 #include "fisherflow/ops.h"
 
 ff_likelihood_opts ff_likelihood_default_opts(void) { return (ff_likelihood_opts){ 100, "auto", 1 }; }
-
-double ff_sphere_orthant_log_area(int64_t d) {
-    double m = (double)(d + 1);   /* |S^d| = 2 pi^{m/2} / Gamma(m/2) */
-    return log(2.0) + 0.5 * m * log(3.14159265358979323846) - lgamma(0.5 * m) - m * log(2.0);
-}
-
-ff_status ff_sphere_to_simplex_logdet(const ff_tensor_t *x, ff_tensor_t *out) {
-    const char *fn = "ff_sphere_to_simplex_logdet";
-    if (!x || !out) return ff_errorf(FF_EINVAL, "%s: %s is NULL", fn, !x ? "x" : "out");
-    if (x->ndim < 2 || out->ndim != 1 || out->shape[0] != x->shape[0] || !ff_tensor_is_contiguous(x) ||
-        !ff_tensor_is_contiguous(out)) {
-        char sx[64], so[64];
-        return ff_errorf(FF_ESHAPE, "%s: out [%s] must be [n] for x [%s] = [n, .., d+1] (contiguous)", fn,
-                         ff_shape_str(out, so, sizeof so), ff_shape_str(x, sx, sizeof sx));
-    }
-    int64_t m = x->shape[x->ndim - 1], n = x->shape[0], per = n ? ff_tensor_numel(x) / (n * m) : 0;
-    for (int64_t s = 0; s < n; s++) {
-        double acc = 0;
-        for (int64_t p = 0; p < per; p++) {
-            const float *xr = x->data + (s * per + p) * m;
-            double q = 0, lg = 0;
-            for (int64_t i = 0; i < m; i++) q += (double)xr[i] * xr[i];
-            if (!isfinite(q) || fabs(sqrt(q) - 1.0) > 1e-3)
-                return ff_errorf(FF_EINVAL, "%s: sample %lld, position %lld is not on the unit sphere (norm %g)", fn,
-                                 (long long)s, (long long)p, sqrt(q));
-            for (int64_t i = 0; i < m; i++) lg += log(fabs((double)xr[i]) / sqrt(q));
-            acc += -(double)(m - 1) * log(2.0) - lg;
-        }
-        out->data[s] = (float)acc;
-    }
-    return FF_OK;
-}
 
 typedef struct {
     ff_tape_field_fn f;
@@ -171,7 +139,7 @@ ff_status ff_likelihood_delta(ff_tape_field_fn f, void *ctx, ff_tape_t *tp, cons
     for (int64_t r = 0; r < N / (m ? m : 1); r++) {
         double q = 0;
         for (int64_t i = 0; i < m; i++) q += (double)x1->data[r * m + i] * x1->data[r * m + i];
-        if (!isfinite(q) || fabs(sqrt(q) - 1.0) > 1e-3)
+        if (!isfinite(q) || fabs(sqrt(q) - 1.0) > FF_SPHERE_NORM_TOL)
             return ff_errorf(FF_EINVAL, "%s: x1 position %lld is not on the unit sphere (norm %g); hint: map simplex "
                              "data with ff_sphere_from_simplex", fn, (long long)r, sqrt(q));
     }

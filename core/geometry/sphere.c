@@ -394,3 +394,37 @@ ff_status ff_sphere_smooth_labels(ff_tensor_t *out, const ff_tensor_t *p, double
     }
     return FF_OK;
 }
+
+/* ---- change of measure to the simplex (MATH.md §Likelihood) ------------------------------------ */
+
+double ff_sphere_orthant_log_area(int64_t d) {
+    double m = (double)(d + 1);   /* |S^d| = 2 pi^{m/2} / Gamma(m/2) */
+    return log(2.0) + 0.5 * m * log(3.14159265358979323846) - lgamma(0.5 * m) - m * log(2.0);
+}
+
+ff_status ff_sphere_to_simplex_logdet(const ff_tensor_t *x, ff_tensor_t *out) {
+    const char *fn = "ff_sphere_to_simplex_logdet";
+    if (!x || !out) return ff_errorf(FF_EINVAL, "%s: %s is NULL", fn, !x ? "x" : "out");
+    if (x->ndim < 2 || out->ndim != 1 || out->shape[0] != x->shape[0] || !ff_tensor_is_contiguous(x) ||
+        !ff_tensor_is_contiguous(out)) {
+        char sx[64], so[64];
+        return ff_errorf(FF_ESHAPE, "%s: out [%s] must be [n] for x [%s] = [n, .., d+1] (contiguous)", fn,
+                         ff_shape_str(out, so, sizeof so), ff_shape_str(x, sx, sizeof sx));
+    }
+    int64_t m = x->shape[x->ndim - 1], n = x->shape[0], per = n ? ff_tensor_numel(x) / (n * m) : 0;
+    for (int64_t s = 0; s < n; s++) {
+        double acc = 0;
+        for (int64_t p = 0; p < per; p++) {
+            const float *xr = x->data + (s * per + p) * m;
+            double q = 0, lg = 0;
+            for (int64_t i = 0; i < m; i++) q += (double)xr[i] * xr[i];
+            if (!isfinite(q) || fabs(sqrt(q) - 1.0) > FF_SPHERE_NORM_TOL)
+                return ff_errorf(FF_EINVAL, "%s: sample %lld, position %lld is not on the unit sphere (norm %g)", fn,
+                                 (long long)s, (long long)p, sqrt(q));
+            for (int64_t i = 0; i < m; i++) lg += log(fabs((double)xr[i]) / sqrt(q));
+            acc += -(double)(m - 1) * log(2.0) - lg;
+        }
+        out->data[s] = (float)acc;
+    }
+    return FF_OK;
+}

@@ -10,9 +10,13 @@
  * Conditioning: space.cond_classes > 0 adds a learned class embedding [cond_classes, emb]
  * (cond: [n] ids) concatenated beside the time embedding; space.cond_channels > 0 concatenates the
  * flattened per-position signal (cond: [n, k, cond_channels]) to the network input.
- * Parameters (k*(d+1) = D, no condition): (D+emb)*hidden + hidden + (depth-2)*((hidden+emb)*hidden
+ * Parameters: temb.weight [emb, 1], temb.bias [emb], cls [cond_classes, emb] (with classes), and per
+ * block i: block<i>.weight_h [out_i, in_i] (the block input's columns of the block's Linear),
+ * block<i>.weight_e [out_i, E] (the embedding's columns, E = emb, 2*emb with classes), block<i>.bias
+ * [out_i]. Count (k*(d+1) = D, no condition): (D+emb)*hidden + hidden + (depth-2)*((hidden+emb)*hidden
  * + hidden) + (hidden+emb)*D + D + 2*emb; = 624,256 + 4,356*K for k = 4, d+1 = K, the defaults.
- * Init: PyTorch's Linear default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
+ * Init: PyTorch's Linear default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, with
+ * fan_in = in_i + E for both halves of a block (the fan-in of the concatenated Linear).
  * Cost per sample: about 2 * parameter count flops forward.
  */
 #include <math.h>
@@ -28,59 +32,18 @@ typedef struct bmlp {
     float        slope;
     ff_tensor_t *temb_w, *temb_b;              /* [emb, 1], [emb]                              */
     ff_tensor_t *cls;                          /* [cond_classes, emb] or NULL                  */
-    ff_tensor_t *w[BMLP_MAX_DEPTH];            /* block i: [out_i, in_i + emb (+ emb)]         */
+    ff_tensor_t *wh[BMLP_MAX_DEPTH];           /* block i: [out_i, in_i]                       */
+    ff_tensor_t *we[BMLP_MAX_DEPTH];           /* [out_i, emb (+ emb)]                         */
     ff_tensor_t *b[BMLP_MAX_DEPTH];            /* [out_i]                                      */
-    /* Column views of w[i] (see block_views): wh = w[:, :in_i] (the block input's columns), we =
-     * w[:, in_i:] (the embedding's), each with the matching view of the gradient (gh, ge). */
-    ff_tensor_t  wh[BMLP_MAX_DEPTH], we[BMLP_MAX_DEPTH], gh[BMLP_MAX_DEPTH], ge[BMLP_MAX_DEPTH];
     ff_tensor_t  t1;                           /* row 0 of a constant t, as [1, 1] (see forward) */
 } bmlp;
 
-/* v = columns [c0, c0 + nc) of the 2-D parameter w, with gv the same columns of its gradient as
- * v->grad: borrowed headers at w's row stride. ff_linear takes such a view as its weight and writes
- * the gradient into those columns of w's; every other op refuses it (core/tape.c, check_input). */
-static void col_view(const ff_tensor_t *w, int64_t c0, int64_t nc, ff_tensor_t *v, ff_tensor_t *gv) {
-    *v = *w;
-    v->data = w->data + c0;
-    v->shape[1] = nc;
-    v->storage = NULL;
-    v->node = NULL;
-    v->grad = NULL;
-    if (w->grad && w->grad->data) {
-        *gv = *w->grad;
-        gv->data = w->grad->data + c0 * w->grad->stride[1];
-        gv->shape[1] = nc;
-        gv->storage = NULL;
-        gv->node = NULL;
-        gv->grad = NULL;
-        v->grad = gv;
-    }
-}
-
-/* Builds every block's column views, at the start of each forward. Not once in create: the registry
- * keeps all parameters in one block that ff_params_add reallocs as it grows (params.c, reserve), so
- * data pointers read during create go stale when a later parameter is added (the next block here, or
- * another component sharing the registry); the parameter headers follow the block, these copies do
- * not. They live in the state, not on the stack, because the tape's nodes point at them until the
- * backward pass. */
-static void block_views(bmlp *m) {
-    const int64_t extra = m->emb * (m->space.cond_classes > 0 ? 2 : 1);   /* embedding columns */
-    for (int64_t i = 0; i < m->depth; i++) {
-        const int64_t cols = m->w[i]->shape[1];
-        col_view(m->w[i], 0, cols - extra, &m->wh[i], &m->gh[i]);
-        col_view(m->w[i], cols - extra, extra, &m->we[i], &m->ge[i]);
-    }
-}
-
-static ff_status add_linear(ff_params_t *p, ff_rng_t *rng, const char *name, int64_t out, int64_t in,
-                            ff_tensor_t **w, ff_tensor_t **b) {
+static ff_status add_param(ff_params_t *p, ff_rng_t *rng, const char *name, const char *part, int ndim,
+                           const int64_t *shape, int64_t fan_in, ff_tensor_t **out) {
     char nm[48];
-    ff_param_init init = { FF_INIT_UNIFORM, (float)(1.0 / sqrt((double)in)) };
-    snprintf(nm, sizeof nm, "%s.weight", name);
-    FF_TRY(ff_params_add(p, nm, 2, (int64_t[]){ out, in }, init, rng, w));
-    snprintf(nm, sizeof nm, "%s.bias", name);
-    FF_TRY(ff_params_add(p, nm, 1, (int64_t[]){ out }, init, rng, b));
-    return FF_OK;
+    ff_param_init init = { FF_INIT_UNIFORM, (float)(1.0 / sqrt((double)fan_in)) };
+    snprintf(nm, sizeof nm, "%s.%s", name, part);
+    return ff_params_add(p, nm, ndim, shape, init, rng, out);
 }
 
 static ff_status get_positive(const ff_options *o, const char *key, int64_t max, int64_t *v) {
@@ -116,7 +79,8 @@ static ff_status bmlp_create(const ff_options *opts, const ff_space *space, ff_p
     m->out = space->k * (space->d + 1);
     m->in = m->out + space->k * (space->cond_channels > 0 ? space->cond_channels : 0);
 
-    if ((s = add_linear(params, rng, "temb", m->emb, 1, &m->temb_w, &m->temb_b)) != FF_OK) goto fail;
+    if ((s = add_param(params, rng, "temb", "weight", 2, (int64_t[]){ m->emb, 1 }, 1, &m->temb_w)) != FF_OK ||
+        (s = add_param(params, rng, "temb", "bias", 1, (int64_t[]){ m->emb }, 1, &m->temb_b)) != FF_OK) goto fail;
     int64_t extra = m->emb;                       /* concatenated to every block's input */
     if (space->cond_classes > 0) {
         ff_param_init init = { FF_INIT_NORMAL, 1.0f };   /* PyTorch's nn.Embedding default */
@@ -124,12 +88,16 @@ static ff_status bmlp_create(const ff_options *opts, const ff_space *space, ff_p
                                rng, &m->cls)) != FF_OK) goto fail;
         extra += m->emb;
     }
+    /* The block's Linear over [h; e] as two parameters, one per column block, so each is a whole
+     * parameter with a contiguous gradient (forward: W [h; e] = h W_h^T + e W_e^T). */
     for (int64_t i = 0; i < m->depth; i++) {
         char name[32];
-        int64_t in = (i == 0 ? m->in : m->hidden) + extra;
+        int64_t in = (i == 0 ? m->in : m->hidden);
         int64_t out = (i == m->depth - 1 ? m->out : m->hidden);
         snprintf(name, sizeof name, "block%lld", (long long)i);
-        if ((s = add_linear(params, rng, name, out, in, &m->w[i], &m->b[i])) != FF_OK) goto fail;
+        if ((s = add_param(params, rng, name, "weight_h", 2, (int64_t[]){ out, in }, in + extra, &m->wh[i])) != FF_OK ||
+            (s = add_param(params, rng, name, "weight_e", 2, (int64_t[]){ out, extra }, in + extra, &m->we[i])) != FF_OK ||
+            (s = add_param(params, rng, name, "bias", 1, (int64_t[]){ out }, in + extra, &m->b[i])) != FF_OK) goto fail;
     }
     *state = m;
     return FF_OK;
@@ -151,8 +119,8 @@ static ff_tensor_t *bmlp_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, f
         ff_tensor_t *c = ff_reshape(tp, cond, 3, (int64_t[]){ n, sp->k, sp->cond_channels });
         x = ff_concat(tp, x, ff_reshape(tp, c, 2, (int64_t[]){ n, sp->k * sp->cond_channels }));
     }
-    /* Block i computes W_i [h; e] + b_i as h W_h^T + (e W_e^T + b_i) with W_h, W_e column views of
-     * the same parameter W_i: no concatenated copy of h per block. When every row has the same t and
+    /* Block i computes W_i [h; e] + b_i as h W_h^T + (e W_e^T + b_i), ff_linear taking the
+     * per-row bias [n, out_i]: no concatenated copy of h per block. When every row has the same t and
      * no class embedding (the sampler), e is one row and e W_e^T + b_i one bias vector, computed once
      * per block and broadcast; gradients are exact in both forms (the broadcast sums over rows). */
     int one_t = sp->cond_classes <= 0 && n > 0 && t && t->ndim == 1 && t->shape[0] == n && t->data &&
@@ -160,7 +128,8 @@ static ff_tensor_t *bmlp_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, f
     for (int64_t i = 1; one_t && i < n; i++) one_t = t->data[i] == t->data[0];
     ff_tensor_t *e;
     if (one_t) {          /* t is a constant here: no gradient to route. A header over row 0 (no
-                           * op keeps one row of [n]); in the state, as the block views are. */
+                           * op keeps one row of [n]); in the state, not on the stack, because the
+                           * tape's node points at it until the backward pass. */
         m->t1 = *t;
         m->t1.ndim = 2;
         m->t1.shape[0] = 1; m->t1.shape[1] = 1;
@@ -173,12 +142,11 @@ static ff_tensor_t *bmlp_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, f
     if (sp->cond_classes > 0)
         e = ff_concat(tp, e, ff_reshape(tp, ff_embedding(tp, m->cls, cond), 2, (int64_t[]){ n, m->emb }));
 
-    block_views(m);
     ff_tensor_t *h = x;
     for (int64_t i = 0; i < m->depth; i++) {
-        ff_tensor_t *z = ff_linear(tp, e, &m->we[i], m->b[i]);
-        if (one_t) z = ff_reshape(tp, z, 1, (int64_t[]){ m->w[i]->shape[0] });
-        ff_tensor_t *y = ff_linear(tp, h, &m->wh[i], z);
+        ff_tensor_t *z = ff_linear(tp, e, m->we[i], m->b[i]);
+        if (one_t) z = ff_reshape(tp, z, 1, (int64_t[]){ m->b[i]->shape[0] });
+        ff_tensor_t *y = ff_linear(tp, h, m->wh[i], z);
         if (i == m->depth - 1) { h = y; break; }
         y = ff_leaky_relu(tp, y, m->slope);
         h = (i == 0) ? y : ff_add(tp, h, y);      /* residual on the hidden -> hidden blocks */

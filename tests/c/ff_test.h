@@ -29,6 +29,11 @@ static int ff_ntests_, ff_failed_now_;
             __FILE__, __LINE__, #a, a_, #b, b_, fabs(a_ - b_), t_);               \
     ff_failed_now_ = 1; } } while (0)
 
+/* Max for error accumulators (worst = ff_nanmax(worst, |got - want|)): a NaN anywhere makes the
+ * result NaN, so a later `worst <= tol` fails. fmax (and a ternary on >) drops a NaN operand and lets
+ * a NaN result pass. */
+static inline double ff_nanmax(double a, double b) { return (a != a || b != b) ? NAN : (a > b ? a : b); }
+
 /* Expect status s == code and the last error message to contain substring sub. */
 #define FF_EXPECT_ERROR(s, code, sub) do { ff_status s__ = (s);                    \
     FF_EXPECT(s__ == (code), "status %s, expected %s; message: %s",               \

@@ -1,8 +1,8 @@
 /* test_fastpaths.c — optimised forward paths against their plain reference formulations:
- * bmlp's split block weights (W [h; e] = h W_h^T + (e W_e^T + b) through column views of W, and the
- * one-row embedding when all t are equal) against ff_concat + ff_linear on the full W, outputs and
- * every gradient (x and all parameters), and the sampler's constant t; ff_linear's [M, O] bias;
- * a column view of a parameter is refused by every op but as ff_linear's weight. */
+ * bmlp's split blocks (W [h; e] + b = h W_h^T + (e W_e^T + b) with W_h, W_e two parameters and the
+ * second product as ff_linear's per-row bias, and the one-row embedding when all t are equal)
+ * against ff_concat of [h; e] and of [W_h, W_e] + ff_linear, outputs and every gradient (x and all
+ * parameters), and the sampler's constant t; ff_linear's bias shapes ([O] and the output's). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,8 @@
 #include <fisherflow/fisherflow.h>
 #include "ff_test.h"
 
-/* The BMLP of plugins/network/bmlp.c written with concat, from its parameters (defaults: depth 4). */
+/* The BMLP of plugins/network/bmlp.c written with concat, from its parameters (defaults: depth 4):
+ * each block's Linear on [h; e] with the weight [W_h, W_e] concatenated along its columns. */
 static ff_tensor_t *bmlp_reference(ff_tape_t *tp, ff_params_t *P, const ff_space *sp, ff_tensor_t *x,
                                    ff_tensor_t *t, ff_tensor_t *cond) {
     int64_t n = x->shape[0], D = sp->k * (sp->d + 1);
@@ -22,10 +23,12 @@ static ff_tensor_t *bmlp_reference(ff_tape_t *tp, ff_params_t *P, const ff_space
         e = ff_concat(tp, e, ff_reshape(tp, c, 2, (int64_t[]){ n, c->shape[c->ndim - 1] }));
     }
     for (int i = 0; i < 4; i++) {
-        char wn[32], bn[32];
-        snprintf(wn, sizeof wn, "net.block%d.weight", i);
+        char wh[32], we[32], bn[32];
+        snprintf(wh, sizeof wh, "net.block%d.weight_h", i);
+        snprintf(we, sizeof we, "net.block%d.weight_e", i);
         snprintf(bn, sizeof bn, "net.block%d.bias", i);
-        ff_tensor_t *y = ff_linear(tp, ff_concat(tp, h, e), ff_params_find(P, wn), ff_params_find(P, bn));
+        ff_tensor_t *w = ff_concat(tp, ff_params_find(P, wh), ff_params_find(P, we));
+        ff_tensor_t *y = ff_linear(tp, ff_concat(tp, h, e), w, ff_params_find(P, bn));
         if (i == 3) { h = y; break; }
         y = ff_leaky_relu(tp, y, 0.01f);
         h = i == 0 ? y : ff_add(tp, h, y);
@@ -62,8 +65,8 @@ static void run(int ref, ff_plugin_inst *inst, ff_params_t *P, ff_tape_t *tp, co
 static double rel_err(const float *a, const float *b, int64_t n) {
     double mx = 0, md = 0;
     for (int64_t i = 0; i < n; i++) {
-        mx = fmax(mx, fabs((double)b[i]));
-        md = fmax(md, fabs((double)a[i] - b[i]));
+        mx = ff_nanmax(mx, fabs((double)b[i]));
+        md = ff_nanmax(md, fabs((double)a[i] - b[i]));
     }
     return md / (1e-6 + mx);
 }
@@ -167,115 +170,80 @@ FF_TEST(bmlp_sampler_constant_t_equals_concat_reference) {
     ff_tape_free(tp);
 }
 
-/* A column view of a parameter as bmlp.c builds one: columns [c0, c0 + nc) of w and of its gradient,
- * both with w's row stride. */
-static void param_cols(const ff_tensor_t *w, int64_t c0, int64_t nc, ff_tensor_t *v, ff_tensor_t *gv) {
-    *v = *w;
-    v->data = w->data + c0;
-    v->shape[1] = nc;
-    *gv = *w->grad;
-    gv->data = w->grad->data + c0;
-    gv->shape[1] = nc;
-    v->grad = gv;
+/* y = x W^T + b by sums in double, for a [rows, K] x and a bias of `brow` floats per row (0: none,
+ * O: one [O] row for all, rows*O: one row each). */
+static void expect_linear(const ff_tensor_t *y, const float *x, const float *w, const float *b, int per_row,
+                          int64_t rows, int64_t K, int64_t O) {
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t o = 0; o < O; o++) {
+            double s = b ? b[(per_row ? i * O : 0) + o] : 0.0;
+            for (int64_t k = 0; k < K; k++) s += (double)x[i * K + k] * w[o * K + k];
+            FF_EXPECT_NEAR(y->data[i * O + o], s, 1e-5);
+        }
 }
 
-/* Only ff_linear's backward writes a row-strided weight gradient; every other op writes an input's
- * gradient as contiguous floats. So a column view of a parameter is refused (naming the op and the
- * tensor) by any op but as ff_linear's weight, in grad mode or not, and works there. */
-FF_TEST(param_column_view_only_as_linear_weight) {
-    ff_params_t *P = NULL;
-    ff_tape_t *tp = NULL;
-    ff_rng_t rng;
-    ff_rng_seed(&rng, 17);
-    FF_EXPECT(ff_params_new(&P) == FF_OK);
-    FF_EXPECT(ff_params_set_prefix(P, "net.") == FF_OK);
-    FF_EXPECT(ff_tape_new(&tp, 1 << 16) == FF_OK);
-    ff_tensor_t *w = NULL, *x = NULL, *x3 = NULL;
-    FF_EXPECT(ff_params_add(P, "w", 2, (int64_t[]){ 3, 5 }, (ff_param_init){ FF_INIT_UNIFORM, 1.0f }, &rng, &w) == FF_OK);
-    FF_EXPECT(ff_tensor_new2(&x, 4, 2) == FF_OK);
-    FF_EXPECT(ff_tensor_new2(&x3, 3, 2) == FF_OK);
-    if (!w || !x || !x3) goto done;
-    ff_rng_fill_normal(&rng, x, 0, 1);
-    ff_rng_fill_normal(&rng, x3, 0, 1);
-    ff_tensor_t v, gv;
-    param_cols(w, 1, 2, &v, &gv);                       /* [3, 2], rows 5 floats apart */
-
-    for (int grad = 1; grad >= 0; grad--) {
-        ff_tape_set_grad(tp, grad);
-        ff_tape_reset(tp);
-        FF_EXPECT(ff_add(tp, &v, x3) == NULL, "ff_add took a column view");
-        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_add: input 1 [3,2] \"net.w\" needs a gradient");
-        FF_EXPECT(strstr(ff_last_error(), "strides [5,1]") != NULL, "%s", ff_last_error());
-        ff_tape_reset(tp);
-        FF_EXPECT(ff_mul(tp, x3, &v) == NULL, "ff_mul took a column view");
-        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_mul: input 2 [3,2] \"net.w\" needs a gradient");
-        ff_tape_reset(tp);
-        FF_EXPECT(ff_matmul(tp, ff_tape_alloc(tp, 2, (int64_t[]){ 2, 3 }), &v) == NULL, "ff_matmul took a column view");
-        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_matmul: input 2 [3,2] \"net.w\" needs a gradient");
-        ff_tape_reset(tp);
-        FF_EXPECT(ff_linear(tp, &v, w, NULL) == NULL, "ff_linear took a column view as x");
-        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_linear: input 1 [3,2] \"net.w\"");
-    }
-    ff_tape_set_grad(tp, 1);
-
-    /* as ff_linear's weight: d sum(x v^T) / dv[o, k] = sum_m x[m, k], in w's columns 1..2 only */
-    ff_params_zero_grad(P);
-    ff_tape_reset(tp);
-    ff_tensor_t *y = ff_linear(tp, x, &v, NULL);
-    FF_EXPECT(y != NULL, "%s", ff_last_error());
-    if (y) {
-        for (int m = 0; m < 4; m++)
-            for (int o = 0; o < 3; o++)
-                FF_EXPECT_NEAR(y->data[m * 3 + o], x->data[m * 2] * w->data[o * 5 + 1] + x->data[m * 2 + 1] * w->data[o * 5 + 2], 1e-5);
-        FF_EXPECT(ff_tape_backward(tp, ff_sum_all(tp, y)) == FF_OK, "%s", ff_last_error());
-        for (int o = 0; o < 3; o++)
-            for (int k = 0; k < 5; k++) {
-                double want = 0;
-                if (k == 1 || k == 2) for (int m = 0; m < 4; m++) want += x->data[m * 2 + (k - 1)];
-                FF_EXPECT_NEAR(w->grad->data[o * 5 + k], want, 1e-5);
-            }
-    }
-done:
-    ff_tensor_free(x); ff_tensor_free(x3);
-    ff_params_free(P);
-    ff_tape_free(tp);
-}
-
-/* ff_linear with a per-row [M, O] bias equals the broadcast-free sum x W^T + B; its bias gradient is g. */
-FF_TEST(linear_full_bias) {
+/* ff_linear's documented bias shapes (ops.h): none, [O] broadcast over the rows, the output's shape
+ * (2-D and 3-D x); the bias gradient of sum(2 y) is 2 per entry for the output-shaped bias and
+ * 2 * rows for [O]. Every other shape is refused naming the accepted ones. */
+FF_TEST(linear_bias_shapes) {
     ff_tape_t *tp = NULL;
     FF_EXPECT(ff_tape_new(&tp, 1 << 16) == FF_OK);
     ff_rng_t rng;
     ff_rng_seed(&rng, 3);
-    ff_tensor_t *x = NULL, *w = NULL, *B = NULL;
-    FF_EXPECT(ff_tensor_new2(&x, 5, 3) == FF_OK);
+    ff_tensor_t *x = NULL, *w = NULL, *B = NULL, *B3 = NULL, *b = NULL;
+    FF_EXPECT(ff_tensor_new2(&x, 6, 3) == FF_OK);
     FF_EXPECT(ff_tensor_new2(&w, 4, 3) == FF_OK);
-    FF_EXPECT(ff_tensor_new2(&B, 5, 4) == FF_OK);
+    FF_EXPECT(ff_tensor_new2(&B, 6, 4) == FF_OK);
+    FF_EXPECT(ff_tensor_new3(&B3, 2, 3, 4) == FF_OK);
+    FF_EXPECT(ff_tensor_new1(&b, 4) == FF_OK);
+    if (!tp || !x || !w || !B || !B3 || !b) goto done;
     ff_rng_fill_normal(&rng, x, 0, 1);
     ff_rng_fill_normal(&rng, w, 0, 1);
     ff_rng_fill_normal(&rng, B, 0, 1);
-    ff_tape_reset(tp);
-    ff_tensor_t *Bl = ff_tape_leaf(tp, B, 1);
-    ff_tensor_t *y = ff_linear(tp, x, w, Bl);
-    FF_EXPECT(y != NULL, "%s", ff_last_error());
-    if (y) {
-        for (int i = 0; i < 5; i++)
-            for (int o = 0; o < 4; o++) {
-                double s = B->data[i * 4 + o];
-                for (int k = 0; k < 3; k++) s += (double)x->data[i * 3 + k] * w->data[o * 3 + k];
-                FF_EXPECT_NEAR(y->data[i * 4 + o], s, 1e-5);
-            }
-        ff_tensor_t *loss = ff_sum_all(tp, ff_mul_scalar(tp, y, 2.0f));
-        FF_EXPECT(ff_tape_backward(tp, loss) == FF_OK, "%s", ff_last_error());
-        for (int i = 0; i < 20; i++) FF_EXPECT_NEAR(Bl->grad->data[i], 2.0, 0);
+    ff_rng_fill_normal(&rng, B3, 0, 1);
+    ff_rng_fill_normal(&rng, b, 0, 1);
+    ff_tensor_t x3 = *x;                                    /* the same rows as [2, 3, 3] */
+    x3.ndim = 3;
+    x3.shape[0] = 2; x3.shape[1] = 3; x3.shape[2] = 3;
+    x3.stride[0] = 9; x3.stride[1] = 3; x3.stride[2] = 1;
+    struct { const char *label; ff_tensor_t *x, *b; int per_row; double gb; } ok[] = {
+        { "no bias",            x,   NULL, 0, 0 },
+        { "[O] bias",           x,   b,    0, 2.0 * 6 },
+        { "[M, O] bias",        x,   B,    1, 2.0 },
+        { "[O] bias, 3-D x",    &x3, b,    0, 2.0 * 6 },
+        { "[2, 3, O] bias",     &x3, B3,   1, 2.0 },
+    };
+    for (size_t c = 0; c < sizeof ok / sizeof ok[0]; c++) {
+        ff_tape_reset(tp);
+        ff_tensor_t *bl = ok[c].b ? ff_tape_leaf(tp, ok[c].b, 1) : NULL;
+        ff_tensor_t *y = ff_linear(tp, ok[c].x, w, bl);
+        FF_EXPECT(y != NULL, "%s: %s", ok[c].label, ff_last_error());
+        if (!y) continue;
+        FF_EXPECT(y->ndim == ok[c].x->ndim && y->shape[y->ndim - 1] == 4, "%s: output ndim %d", ok[c].label, y->ndim);
+        expect_linear(y, x->data, w->data, ok[c].b ? ok[c].b->data : NULL, ok[c].per_row, 6, 3, 4);
+        if (!bl) continue;
+        FF_EXPECT(ff_tape_backward(tp, ff_sum_all(tp, ff_mul_scalar(tp, y, 2.0f))) == FF_OK, "%s: %s",
+                  ok[c].label, ff_last_error());
+        for (int64_t i = 0; i < ff_tensor_numel(bl); i++) FF_EXPECT_NEAR(bl->grad->data[i], ok[c].gb, 1e-5);
     }
-    ff_tensor_t *bad = NULL;
-    FF_EXPECT(ff_tensor_new2(&bad, 4, 5) == FF_OK);
-    ff_tape_reset(tp);
-    FF_EXPECT(ff_linear(tp, x, w, bad) == NULL);
-    FF_EXPECT_ERROR(ff_tape_status(tp), FF_ESHAPE, "bias must be");
-    ff_tensor_free(bad);
-    ff_tensor_free(x); ff_tensor_free(w); ff_tensor_free(B);
+    /* refused: [O+1], [M, O] under a 3-D x, [1, O], [M, O+1], [O, M] */
+    struct { ff_tensor_t *x; int ndim; int64_t shape[3]; const char *msg; } bad[] = {
+        { x,   1, { 5 },       "ff_linear: x [6,3], w [4,3], b [5]: bias must be [4] or the output's shape [6,4]" },
+        { &x3, 2, { 6, 4 },    "b [6,4]: bias must be [4] or the output's shape [2,3,4]" },
+        { x,   2, { 1, 4 },    "b [1,4]: bias must be [4] or the output's shape [6,4]" },
+        { x,   2, { 6, 5 },    "b [6,5]: bias must be" },
+        { x,   2, { 4, 6 },    "b [4,6]: bias must be" },
+    };
+    for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+        ff_tensor_t *bb = NULL;
+        FF_EXPECT(ff_tensor_new(&bb, bad[c].ndim, bad[c].shape) == FF_OK);
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_linear(tp, bad[c].x, w, bb) == NULL, "case %zu accepted", c);
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_ESHAPE, bad[c].msg);
+        ff_tensor_free(bb);
+    }
+done:
+    ff_tensor_free(x); ff_tensor_free(w); ff_tensor_free(B); ff_tensor_free(B3); ff_tensor_free(b);
     ff_tape_free(tp);
 }
 

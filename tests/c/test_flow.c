@@ -76,9 +76,10 @@ static double hand_loss(ff_params_t *P, const float *pdata0, const ff_tensor_t *
     float *base = ff_params_data(P);
 #define PRM(name) (pdata0 + (ff_params_find(P, name)->data - base))
     const float *tw = PRM("net.temb.weight"), *tb = PRM("net.temb.bias");
-    const float *w0 = PRM("net.block0.weight"), *b0 = PRM("net.block0.bias");
-    const float *w1 = PRM("net.block1.weight"), *b1 = PRM("net.block1.bias");
-    const float *w2 = PRM("net.block2.weight"), *b2 = PRM("net.block2.bias");
+    /* block i's Linear over [h; e]: weight_h holds the h columns, weight_e the e columns */
+    const float *w0 = PRM("net.block0.weight_h"), *v0 = PRM("net.block0.weight_e"), *b0 = PRM("net.block0.bias");
+    const float *w1 = PRM("net.block1.weight_h"), *v1 = PRM("net.block1.weight_e"), *b1 = PRM("net.block1.bias");
+    const float *w2 = PRM("net.block2.weight_h"), *v2 = PRM("net.block2.weight_e"), *b2 = PRM("net.block2.bias");
 #undef PRM
     double total = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -98,19 +99,22 @@ static double hand_loss(ff_params_t *P, const float *pdata0, const ff_tensor_t *
         for (int64_t q = 0; q < E; q++) in[D + q] = e[q];
         for (int64_t o = 0; o < H; o++) {
             double s = b0[o];
-            for (int64_t c = 0; c < D + E; c++) s += w0[o * (D + E) + c] * in[c];
+            for (int64_t c = 0; c < D; c++) s += w0[o * D + c] * in[c];
+            for (int64_t q = 0; q < E; q++) s += v0[o * E + q] * in[D + q];
             h0[o] = leaky(s, 0.01);
         }
         for (int64_t q = 0; q < E; q++) h0[H + q] = e[q];
         for (int64_t o = 0; o < H; o++) {
             double s = b1[o];
-            for (int64_t c = 0; c < H + E; c++) s += w1[o * (H + E) + c] * h0[c];
+            for (int64_t c = 0; c < H; c++) s += w1[o * H + c] * h0[c];
+            for (int64_t q = 0; q < E; q++) s += v1[o * E + q] * h0[H + q];
             h1[o] = h0[o] + leaky(s, 0.01);
         }
         for (int64_t q = 0; q < E; q++) h1[H + q] = e[q];
         for (int64_t o = 0; o < D; o++) {
             double s = b2[o];
-            for (int64_t c = 0; c < H + E; c++) s += w2[o * (H + E) + c] * h1[c];
+            for (int64_t c = 0; c < H; c++) s += w2[o * H + c] * h1[c];
+            for (int64_t q = 0; q < E; q++) s += v2[o * E + q] * h1[H + q];
             v[o] = s;
         }
         for (int64_t j = 0; j < k; j++) {
@@ -283,7 +287,7 @@ FF_TEST(sgd_and_schedule_wiring) {
         FF_EXPECT(st.lr == lr, "step %d: lr %g, schedule %g", s, st.lr, lr);
         double worst = 0;
         const float *g = ff_params_grad(P), *now = ff_params_data(P);
-        for (int64_t i = 0; i < np; i++) worst = fmax(worst, fabs(now[i] - (before[i] - lr * g[i])));
+        for (int64_t i = 0; i < np; i++) worst = ff_nanmax(worst, fabs(now[i] - (before[i] - lr * g[i])));
         FF_EXPECT(worst < 1e-7, "step %d: |p - (p0 - lr g)| up to %g", s, worst);
     }
     FF_EXPECT(ff_lr_at(&ff_flow_config_of(f)->lr, 3) < 0.05f);
@@ -308,7 +312,7 @@ FF_TEST(nan_is_refused_and_parameters_kept) {
     FF_EXPECT(ff_flow_steps(f) == 3);
     x->data[7] = 0.0f;
     /* a non-finite parameter makes the loss NaN: refused before any update, parameters as they were */
-    ff_tensor_t *w = ff_params_find(P, "net.block0.weight");
+    ff_tensor_t *w = ff_params_find(P, "net.block0.weight_h");
     w->data[0] = NAN;
     memcpy(before, ff_params_data(P), (size_t)np * sizeof *before);
     FF_EXPECT_ERROR(ff_flow_step(f, x, NULL, NULL, NULL), FF_ENUMERIC, "step 4: loss is NaN (last good parameters kept)");
@@ -394,7 +398,7 @@ static void expect_on_simplex(const ff_tensor_t *p, const char *what) {
     for (int64_t r = 0; r < rows; r++) {
         double s = 0;
         for (int64_t c = 0; c < m; c++) { s += p->data[r * m + c]; mn = fmin(mn, p->data[r * m + c]); }
-        worst = fmax(worst, fabs(s - 1));
+        worst = ff_nanmax(worst, fabs(s - 1));
     }
     FF_EXPECT(worst < 1e-5 && mn >= 0, "%s: max |sum - 1| %g, min %g", what, worst, mn);
 }
@@ -429,7 +433,7 @@ FF_TEST(sample_on_simplex_every_stepper) {
             so.batch = 0;
             FF_EXPECT(ff_flow_sample(f, out2, x0, NULL, &so, &ss) == FF_OK, "%s", ff_last_error());
             double dmax = 0;
-            for (int64_t i = 0; i < ff_tensor_numel(out); i++) dmax = fmax(dmax, fabs(out->data[i] - out2->data[i]));
+            for (int64_t i = 0; i < ff_tensor_numel(out); i++) dmax = ff_nanmax(dmax, fabs(out->data[i] - out2->data[i]));
             /* Rows are independent, but BLAS may round a row differently inside batches of other
              * sizes (1e-8), and an adaptive stepper controls the error of the whole chunk, so its
              * steps depend on the chunk (differences of the order of eps). The simplex geometry's
@@ -519,7 +523,7 @@ FF_TEST(ema_used_for_sampling) {
     FF_EXPECT(ff_flow_sample(fp, b, x0, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
     FF_EXPECT(memcmp(live, ff_params_data(P), (size_t)np * sizeof *live) == 0, "live weights not restored");
     double dmax = 0;
-    for (int i = 0; i < 60; i++) dmax = fmax(dmax, fabs(a->data[i] - b->data[i]));
+    for (int i = 0; i < 60; i++) dmax = ff_nanmax(dmax, fabs(a->data[i] - b->data[i]));
     FF_EXPECT(dmax > 1e-4, "EMA and live weights sample the same (%g)", dmax);
     /* the EMA sample equals sampling the no-EMA flow after loading the averaged weights into it */
     memcpy(ff_params_data(ff_flow_params(fp)), ff_ema_data(ff_flow_ema(fe)), (size_t)np * sizeof(float));
@@ -587,7 +591,8 @@ FF_TEST(log_prob_of_zero_field_is_source_density) {
     ff_flow_t *f = small_flow(k, d, 8, 3, "independent", NULL, 2, NULL);
     if (!f) return;
     ff_params_t *P = ff_flow_params(f);
-    ff_tensor_fill(ff_params_find(P, "net.block2.weight"), 0.0f);
+    ff_tensor_fill(ff_params_find(P, "net.block2.weight_h"), 0.0f);
+    ff_tensor_fill(ff_params_find(P, "net.block2.weight_e"), 0.0f);
     ff_tensor_fill(ff_params_find(P, "net.block2.bias"), 0.0f);
     ff_tensor_t *p = NULL, *lp = NULL;
     ff_tensor_new3(&p, n, k, d + 1);
@@ -784,7 +789,8 @@ FF_TEST(log_prob_zero_field_dirichlet_source) {
         ff_options_free(so); ff_options_free(no);
         if (!f) continue;
         ff_params_t *P = ff_flow_params(f);
-        ff_tensor_fill(ff_params_find(P, "net.block2.weight"), 0.0f);
+        ff_tensor_fill(ff_params_find(P, "net.block2.weight_h"), 0.0f);
+        ff_tensor_fill(ff_params_find(P, "net.block2.weight_e"), 0.0f);
         ff_tensor_fill(ff_params_find(P, "net.block2.bias"), 0.0f);
         ff_tensor_t *p = NULL, *lp = NULL;
         ff_tensor_new3(&p, n, k, m);
@@ -820,7 +826,7 @@ FF_TEST(log_prob_zero_field_dirichlet_source) {
                     want += lgamma(A);
                 }
                 double err = fabs(lp->data[i] - want) / (fabs(want) + 1);
-                worst = fmax(worst, err);
+                worst = ff_nanmax(worst, err);
                 FF_EXPECT(err <= 2e-6, "case %zu %s sample %lld: log p %.9g, Dirichlet %.9g", c, est[e],
                           (long long)i, lp->data[i], want);
             }

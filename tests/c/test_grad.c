@@ -434,7 +434,7 @@ static int check_case(const gcase *c, uint64_t seed) {
                   (long long)out->shape[i], (long long)r.sh[i]);
     double fmax = 0, scale = 1;
     for (int64_t i = 0; i < nout; i++) {
-        fmax = fmax > fabs(out->data[i] - r.v[i]) ? fmax : fabs(out->data[i] - r.v[i]);
+        fmax = ff_nanmax(fmax, fabs(out->data[i] - r.v[i]));
         scale = scale > fabs(r.v[i]) ? scale : fabs(r.v[i]);
     }
     if (fmax / (FWD_RTOL * scale) > worst_fwd_ratio) worst_fwd_ratio = fmax / (FWD_RTOL * scale);
@@ -472,7 +472,7 @@ static int check_case(const gcase *c, uint64_t seed) {
         for (int64_t i = 0; i < n; i++) {
             double an = g[i] - (pg[k] ? 0.25 : 0.0) + (i == 0 ? corrupt_grad : 0.0);
             double e = fabs(an - fd[i]);
-            emax = emax > e ? emax : e;
+            emax = ff_nanmax(emax, e);
         }
         double tol = GRAD_RTOL * (1.0 + gmax);
         if (corrupt_grad == 0.0 && emax / tol > worst_grad_ratio) worst_grad_ratio = emax / tol;
@@ -721,11 +721,11 @@ FF_TEST(conv1d_chunked_vs_direct_sums) {
                         dw[(o * K + k) * Ci + c] += g * xr[c];
                     }
                 }
-                ey = fmax(ey, fabs(acc - y->data[(s * Lo + t) * Co + o])); sy = fmax(sy, fabs(acc));
+                ey = ff_nanmax(ey, fabs(acc - y->data[(s * Lo + t) * Co + o])); sy = ff_nanmax(sy, fabs(acc));
             }
-    for (int64_t i = 0; i < n * L * Ci; i++) { ex = fmax(ex, fabs(dx[i] - x->grad->data[i])); sx = fmax(sx, fabs(dx[i])); }
-    for (int64_t i = 0; i < Co * K * Ci; i++) { ew = fmax(ew, fabs(dw[i] - gw->data[i])); sw = fmax(sw, fabs(dw[i])); }
-    for (int64_t o = 0; o < Co; o++) { eb = fmax(eb, fabs(db[o] - gb->data[o])); sb = fmax(sb, fabs(db[o])); }
+    for (int64_t i = 0; i < n * L * Ci; i++) { ex = ff_nanmax(ex, fabs(dx[i] - x->grad->data[i])); sx = ff_nanmax(sx, fabs(dx[i])); }
+    for (int64_t i = 0; i < Co * K * Ci; i++) { ew = ff_nanmax(ew, fabs(dw[i] - gw->data[i])); sw = ff_nanmax(sw, fabs(dw[i])); }
+    for (int64_t o = 0; o < Co; o++) { eb = ff_nanmax(eb, fabs(db[o] - gb->data[o])); sb = ff_nanmax(sb, fabs(db[o])); }
     FF_EXPECT(ey <= 1e-5 * sy, "forward max err %.3g (scale %.3g)", ey, sy);
     FF_EXPECT(ex <= 1e-5 * sx, "dx max err %.3g (scale %.3g)", ex, sx);
     FF_EXPECT(ew <= 1e-5 * sw, "dw max err %.3g (scale %.3g)", ew, sw);
@@ -1048,6 +1048,71 @@ FF_TEST(generation_refuses_stale_temporaries) {
     FF_EXPECT(ff_relu(t2, mine) == NULL, "foreign temporary refused");
     ff_tape_free(t2); ff_tape_free(tp);
     ff_tensor_free(a);
+}
+
+/* Every backward writes an input's gradient as numel contiguous floats, so an input whose own gradient
+ * buffer is strided (a column view or a transpose of a parameter, as a view's header carries) is
+ * refused at the op's entry check, naming the op, the input and the strides, whether grad mode is on
+ * or off and in every input slot (optional ones too). Strided DATA with no gradient stays accepted. */
+FF_TEST(strided_gradient_refused) {
+    ff_rng_t r;
+    ff_rng_seed(&r, 17);
+    ff_params_t *P = NULL;
+    ff_tape_t *tp = NULL;
+    ff_tensor_t *w = NULL, *x = NULL, *x3 = NULL;
+    FF_EXPECT(ff_params_new(&P) == FF_OK && ff_tape_new(&tp, 0) == FF_OK);
+    FF_EXPECT(ff_params_set_prefix(P, "net.") == FF_OK);
+    FF_EXPECT(ff_params_add(P, "w", 2, (int64_t[]){ 3, 5 }, (ff_param_init){ FF_INIT_UNIFORM, 1.0f }, &r, &w) == FF_OK);
+    FF_EXPECT(ff_tensor_new2(&x, 4, 2) == FF_OK && ff_tensor_new2(&x3, 3, 2) == FF_OK);
+    if (!w || !x || !x3 || !tp) goto done;
+    ff_rng_fill_normal(&r, x, 0, 1);
+    ff_rng_fill_normal(&r, x3, 0, 1);
+    /* v = w[:, 1:3] with the same columns of w's gradient: [3, 2], rows 5 floats apart */
+    ff_tensor_t v = *w, gv = *w->grad;
+    v.data = w->data + 1;  v.shape[1] = 2;
+    gv.data = w->grad->data + 1; gv.shape[1] = 2;
+    v.grad = &gv;
+    /* wt = w^T as a view, with the transposed view of the gradient: strides [1, 5] */
+    ff_tensor_t wt = *w, gt = *w->grad;
+    wt.shape[0] = 5; wt.shape[1] = 3; wt.stride[0] = 1; wt.stride[1] = 5;
+    gt.shape[0] = 5; gt.shape[1] = 3; gt.stride[0] = 1; gt.stride[1] = 5;
+    wt.grad = &gt;
+    for (int grad = 1; grad >= 0; grad--) {
+        ff_tape_set_grad(tp, grad);
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_add(tp, &v, x3) == NULL, "ff_add took a strided gradient");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_add: input 1 [3,2] \"net.w\" needs a gradient, but its "
+                        "gradient [3,2] (strides [5,1]) is not contiguous");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_mul(tp, x3, &v) == NULL, "ff_mul took a strided gradient");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_mul: input 2 [3,2] \"net.w\"");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_linear(tp, x, &v, NULL) == NULL, "ff_linear took a strided weight gradient");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_linear: input 2 [3,2] \"net.w\" needs a gradient");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_linear(tp, &v, w, NULL) == NULL, "ff_linear took a strided x gradient");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_linear: input 1 [3,2]");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_matmul(tp, x, &wt) == NULL, "ff_matmul took a transposed gradient");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "(strides [1,5])");
+        ff_tape_reset(tp);
+        FF_EXPECT(ff_layer_norm(tp, x3, NULL, &v, 1e-5f) == NULL, "ff_layer_norm took a strided optional input");
+        FF_EXPECT_ERROR(ff_tape_status(tp), FF_EINVAL, "ff_layer_norm: input 3 [3,2]");
+    }
+    ff_tape_set_grad(tp, 1);
+    /* the same views without a gradient are strided data, read as they are */
+    v.grad = NULL;
+    ff_tape_reset(tp);
+    ff_tensor_t *y = ff_linear(tp, x, &v, NULL);
+    FF_EXPECT(y != NULL, "%s", ff_last_error());
+    for (int m = 0; y && m < 4; m++)
+        for (int o = 0; o < 3; o++)
+            FF_EXPECT_NEAR(y->data[m * 3 + o], (double)x->data[m * 2] * w->data[o * 5 + 1] +
+                           (double)x->data[m * 2 + 1] * w->data[o * 5 + 2], 1e-5);
+done:
+    ff_tensor_free(x); ff_tensor_free(x3);
+    ff_params_free(P);
+    ff_tape_free(tp);
 }
 
 /* ---- memory ----------------------------------------------------------------------------------- */

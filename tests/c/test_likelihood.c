@@ -94,12 +94,12 @@ FF_TEST(zero_and_rotation) {
         o.estimator = est[e];
         FF_EXPECT(ff_likelihood_delta(rotation, NULL, tp, x1, &o, &r, dl, x0) == FF_OK, "%s", ff_last_error());
         double md = 0, mx = 0;
-        for (int64_t i = 0; i < n; i++) md = fmax(md, fabs(dl->data[i]));
+        for (int64_t i = 0; i < n; i++) md = ff_nanmax(md, fabs(dl->data[i]));
         for (int64_t p = 0; p < n * k; p++) {
             const float *x = x1->data + p * m;
             double a = 0.57735026918962576, ang = -1.5, c = cos(ang), s = sin(ang), d = a * (x[0] + x[1] + x[2]);
             double cr[3] = { a * (x[2] - x[1]), a * (x[0] - x[2]), a * (x[1] - x[0]) };
-            for (int i = 0; i < 3; i++) mx = fmax(mx, fabs(x0->data[p * m + i] - (x[i] * c + cr[i] * s + a * d * (1 - c))));
+            for (int i = 0; i < 3; i++) mx = ff_nanmax(mx, fabs(x0->data[p * m + i] - (x[i] * c + cr[i] * s + a * d * (1 - c))));
         }
         printf("  rotation (%s): max |delta| %.2e, max |x0 - exact| %.2e\n", est[e], md, mx);
         FF_EXPECT(md < 1e-5, "rotation delta %.3g", md);
@@ -133,9 +133,9 @@ FF_TEST(conformal_known_divergence) {
                 double want = 0;
                 for (int64_t j = 0; j < k; j++)
                     want += conformal_exact(x1->data + (i * k + j) * m, m, c.alpha, ref0 + (i * k + j) * m);
-                ed = fmax(ed, fabs(dl->data[i] - want));
+                ed = ff_nanmax(ed, fabs(dl->data[i] - want));
             }
-            for (int64_t i = 0; i < n * k * m; i++) ex = fmax(ex, fabs(x0->data[i] - ref0[i]));
+            for (int64_t i = 0; i < n * k * m; i++) ex = ff_nanmax(ex, fabs(x0->data[i] - ref0[i]));
             printf("  conformal d=%lld, RK4 %2d steps: max |delta - exact| %.2e%s, max |x0 - exact| %.2e\n",
                    (long long)(m - 1), steps[si], ed, si ? "" : "", ex);
             if (si) printf("    (order of the delta error: %.2f)\n", log2(prev / ed));
@@ -236,7 +236,7 @@ FF_TEST(density_integrates_to_one) {
         inside++;
         double dens = exp(-la + dl->data[s] + ld->data[s]);
         mass += dens / (2.0 * R * R);
-        maxerr = fmax(maxerr, fabs(dl->data[s] - want));
+        maxerr = ff_nanmax(maxerr, fabs(dl->data[s] - want));
     }
     printf("  2-simplex, %d x %d grid (%lld triangles, %lld in the support): integral of the model density %.5f, "
            "max |delta - exact| %.2e, support disagreements %lld\n", R, R, (long long)n, (long long)inside, mass,
@@ -314,8 +314,8 @@ FF_TEST(rotation_leaves_orthant) {
             const float *x = x1->data + 3 * i, *z = x0->data + 3 * i;
             double rr = hypot(x[0], x[1]), phi = atan2(x[1], x[0]);
             double want[3] = { rr * cos(phi - omega), rr * sin(phi - omega), x[2] };
-            for (int j = 0; j < 3; j++) mx = fmax(mx, fabs(z[j] - want[j]));
-            md = fmax(md, fabs(dl->data[i]));
+            for (int j = 0; j < 3; j++) mx = ff_nanmax(mx, fabs(z[j] - want[j]));
+            md = ff_nanmax(md, fabs(dl->data[i]));
             int out_code = z[0] < 0 || z[1] < 0 || z[2] < 0;
             if (fabs(phi - omega) > 1e-4 && out_code != (phi < omega)) wrong++;
             outside += out_code;
@@ -426,7 +426,7 @@ FF_TEST(orthant_log_area_every_d) {
         double tol = 1e-14 * fmax(1.0, fabs((double)rec[d]));
         FF_EXPECT(fabs(got - (double)rec[d]) <= tol, "d=%d: %.17g vs recurrence %.17g", d, got, (double)rec[d]);
         FF_EXPECT(fabs(got - (double)lg) <= tol, "d=%d: %.17g vs lgammal %.17g", d, got, (double)lg);
-        worst = fmax(worst, fabs(got - (double)rec[d]) / fmax(1.0, fabs((double)rec[d])));
+        worst = ff_nanmax(worst, fabs(got - (double)rec[d]) / fmax(1.0, fabs((double)rec[d])));
     }
     printf("  d = 0..200: largest relative error against the recurrence %.2g (log area at d=200: %.6f)\n", worst,
            ff_sphere_orthant_log_area(200));

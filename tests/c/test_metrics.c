@@ -1,12 +1,12 @@
-/* test_metrics.c — the triangular grid (partition checked by point-in-triangle brute force),
- * KL/TV against hand-computed values, histograms of decoded tokens. */
+/* test_metrics.c — the triangular grid (partition checked by point-in-triangle brute force on random
+ * points and, in exact integer barycentrics, on every point of a fine lattice, edges and vertices
+ * included), KL/TV against hand-computed values, histograms of decoded tokens. */
 #include <stdlib.h>
 #include "fisherflow/fisherflow.h"
 #include "fisherflow/metrics.h"
-#include "fisherflow/viz.h"
 #include "ff_test.h"
 
-/* Corners of a cell in (p0, p1) coordinates from its grid entry (i, j), written from viz.h's
+/* Corners of a cell in (p0, p1) coordinates from its grid entry (i, j), written from metrics.h's
  * description, independently of the cell-index code. */
 static void corners(int64_t i, int64_t j, int down, int64_t res, double bc[3][2]) {
     double r = (double)res;
@@ -94,30 +94,99 @@ FF_TEST(grid_partition_brute_force) {
     }
 }
 
-/* The grid agrees with viz's (viz.h), cell for cell, on random points, lattice points and edges. */
-FF_TEST(grid_agrees_with_viz) {
-    ff_rng_t rng;
-    ff_rng_seed(&rng, 17);
-    int mismatch = 0, tried = 0;
-    for (int32_t res = 2; res <= 40; res += 19) {
-        for (int s = 0; s < 20000; s++) {
-            double p[3];
-            if (s < 400) {                   /* lattice points and edges: ties */
-                int64_t a = ff_rng_below(&rng, res + 1), b = ff_rng_below(&rng, res + 1 - a);
-                p[0] = (double)a / res; p[1] = (double)b / res;
-                if (s % 2) p[0] += 0.5 / res * (p[0] + 0.5 / res <= 1 - p[1]);
-            } else {
-                p[0] = ff_rng_uniform(&rng); p[1] = ff_rng_uniform(&rng);
-                if (p[0] + p[1] > 1) { p[0] = 1 - p[0]; p[1] = 1 - p[1]; }
-            }
-            p[2] = 1 - p[0] - p[1];
-            int32_t vi, vj;
-            if (ff_viz_simplex_cell(res, p, &vi, &vj) != FF_OK) continue;
-            tried++;
-            if (ff_simplex_grid_cell(p[0], p[1], p[2], res) != (int64_t)vi * res + vj) mismatch++;
-        }
+/* Corners of cell index `cell` in grid units (u, v) = res (p0, p1), scaled by m: from metrics.h's
+ * description (entry i*res + j; inverted when i + j >= res, corners (a+1, b), (a, b+1), (a+1, b+1)
+ * for (a, b) = (res-1-i, res-1-j)), in integers. */
+static void corners_int(int64_t cell, int64_t res, int64_t m, int64_t c[3][2]) {
+    int64_t i = cell / res, j = cell % res;
+    if (i + j < res) { c[0][0] = i; c[0][1] = j; c[1][0] = i + 1; c[1][1] = j; c[2][0] = i; c[2][1] = j + 1; }
+    else {
+        int64_t a = res - 1 - i, b = res - 1 - j;
+        c[0][0] = a + 1; c[0][1] = b; c[1][0] = a; c[1][1] = b + 1; c[2][0] = a + 1; c[2][1] = b + 1;
     }
-    FF_EXPECT(tried > 50000 && mismatch == 0, "%d of %d points in another cell than viz's", mismatch, tried);
+    for (int k = 0; k < 3; k++) { c[k][0] *= m; c[k][1] *= m; }
+}
+
+/* Barycentric test in exact integer arithmetic: 2 if (U, V) is strictly inside the triangle, 1 on
+ * its boundary, 0 outside. */
+static int contains_int(const int64_t c[3][2], int64_t U, int64_t V) {
+    int64_t det = (c[1][0] - c[0][0]) * (c[2][1] - c[0][1]) - (c[2][0] - c[0][0]) * (c[1][1] - c[0][1]);
+    int64_t l1 = (U - c[0][0]) * (c[2][1] - c[0][1]) - (c[2][0] - c[0][0]) * (V - c[0][1]);
+    int64_t l2 = (c[1][0] - c[0][0]) * (V - c[0][1]) - (U - c[0][0]) * (c[1][1] - c[0][1]);
+    int64_t l0 = det - l1 - l2;
+    if (det < 0) { l0 = -l0; l1 = -l1; l2 = -l2; }
+    if (l0 < 0 || l1 < 0 || l2 < 0) return 0;
+    return l0 > 0 && l1 > 0 && l2 > 0 ? 2 : 1;
+}
+
+/* ff_simplex_grid_cell on every point of a fine lattice (spacing 1/(res m)) against a direct
+ * barycentric computation over all res^2 cells: a point inside one cell gets that cell; a point on a
+ * boundary gets one of the cells that contain it; with res and m powers of two (coordinates exact in
+ * binary) a boundary point gets the upright cell, and a grid vertex the one metrics.h names (lower
+ * the largest floor, w first, then u, then v). Every cell holds (m-1)(m-2)/2 strictly interior
+ * lattice points (equal areas), and the cells of interior points cover the grid. */
+FF_TEST(grid_cell_lattice_brute_force) {
+    const struct { int64_t res, m; int exact; } cases[] = {
+        { 1, 8, 1 }, { 2, 8, 1 }, { 4, 8, 1 }, { 16, 4, 1 }, { 3, 6, 0 }, { 5, 6, 0 }, { 7, 5, 0 },
+    };
+    for (size_t q = 0; q < sizeof cases / sizeof cases[0]; q++) {
+        const int64_t res = cases[q].res, m = cases[q].m, L = res * m, ncell = res * res;
+        int64_t *interior = calloc((size_t)ncell, sizeof *interior), wrong = 0, points = 0, boundary = 0;
+        for (int64_t U = 0; U <= L; U++)
+            for (int64_t V = 0; U + V <= L; V++) {
+                const double pa = (double)U / L, pb = (double)V / L, pc = (double)(L - U - V) / L;
+                const int64_t got = ff_simplex_grid_cell(pa, pb, pc, res);
+                int64_t inside = -1, nbound = 0, owner_ok = 0;
+                for (int64_t cell = 0; cell < ncell; cell++) {
+                    int64_t c[3][2];
+                    corners_int(cell, res, m, c);
+                    int k = contains_int(c, U, V);
+                    if (k == 2) inside = cell;
+                    if (k == 1) nbound++;
+                    if (k && cell == got) owner_ok = 1;
+                }
+                points++;
+                if (inside >= 0) {
+                    interior[inside]++;
+                    if (got != inside || nbound) wrong++;
+                    continue;
+                }
+                boundary++;
+                if (!owner_ok) { wrong++; continue; }
+                if (!cases[q].exact) continue;
+                int64_t want;
+                if (U % m == 0 && V % m == 0) {            /* a grid vertex: metrics.h's tie rule */
+                    int64_t f[3] = { U / m, V / m, (L - U - V) / m };
+                    for (int k = 0; k < 3; k++) f[k] = f[k] > res - 1 ? res - 1 : f[k];
+                    while (f[0] + f[1] + f[2] > res - 1) {
+                        int big = f[2] >= f[0] && f[2] >= f[1] ? 2 : f[0] >= f[1] ? 0 : 1;
+                        f[big]--;
+                    }
+                    want = f[0] * res + f[1];
+                } else {                                   /* an edge point: its upright cell */
+                    want = -1;
+                    for (int64_t cell = 0; cell < ncell; cell++) {
+                        int64_t c[3][2];
+                        corners_int(cell, res, m, c);
+                        if (cell / res + cell % res < res && contains_int(c, U, V)) want = cell;
+                    }
+                }
+                if (got != want) {
+                    wrong++;
+                    if (wrong < 5) fprintf(stderr, "res %lld: (%lld, %lld)/%lld -> cell %lld, expected %lld\n",
+                                           (long long)res, (long long)U, (long long)V, (long long)L, (long long)got,
+                                           (long long)want);
+                }
+            }
+        FF_EXPECT(wrong == 0, "res %lld, m %lld: %lld of %lld lattice points in the wrong cell", (long long)res,
+                  (long long)m, (long long)wrong, (long long)points);
+        FF_EXPECT(points == (L + 1) * (L + 2) / 2 && boundary > 0);
+        for (int64_t cell = 0; cell < ncell; cell++)
+            FF_EXPECT(interior[cell] == (m - 1) * (m - 2) / 2, "res %lld: cell %lld holds %lld interior points, "
+                      "expected %lld", (long long)res, (long long)cell, (long long)interior[cell],
+                      (long long)((m - 1) * (m - 2) / 2));
+        free(interior);
+    }
 }
 
 FF_TEST(simplex_hist) {

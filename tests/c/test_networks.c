@@ -109,7 +109,7 @@ static void check_grads(net *m, int64_t n, ff_tensor_t *cond, const char *const 
     for (int64_t i = 0; i < nx; i += (nx / 7 > 0 ? nx / 7 : 1)) {
         double an = gx[i], fd = central_diff(m, x, t, cond, R, &x->data[i], an);
         FF_EXPECT(fabs(fd - an) <= 2e-3 + 2e-2 * fabs(fd), "d/dx[%lld]: fd %.6g vs analytic %.6g", (long long)i, fd, an);
-        worst = fmax(worst, fabs(fd - an));
+        worst = ff_nanmax(worst, fabs(fd - an));
         checked++;
     }
     free(gx);
@@ -122,7 +122,7 @@ static void check_grads(net *m, int64_t n, ff_tensor_t *cond, const char *const 
             double an = p->grad->data[i], fd = central_diff(m, x, t, cond, R, &p->data[i], an);
             FF_EXPECT(fabs(fd - an) <= 2e-3 + 2e-2 * fabs(fd), "d/d%s[%lld]: fd %.6g vs analytic %.6g", names[q],
                       (long long)i, fd, an);
-            worst = fmax(worst, fabs(fd - an));
+            worst = ff_nanmax(worst, fabs(fd - an));
             checked++;
         }
     }
@@ -142,13 +142,18 @@ FF_TEST(bmlp_param_count_matches_paper) {
         FF_EXPECT(ff_params_numel(m.params) == 624256 + 4356 * Ks[i], "K=%lld: %lld parameters",
                   (long long)Ks[i], (long long)ff_params_numel(m.params));
         if (Ks[i] == 100) FF_EXPECT(ff_params_numel(m.params) == 1059856);
-        FF_EXPECT(ff_params_find(m.params, "net.block3.weight") != NULL);
+        FF_EXPECT(ff_params_find(m.params, "net.block3.weight_h") != NULL);
         FF_EXPECT(ff_params_find(m.params, "net.temb.weight") != NULL);
-        /* PyTorch default init: |w| <= 1/sqrt(fan_in) */
-        ff_tensor_t *w = ff_params_find(m.params, "net.block1.weight");
-        double bound = 1.0 / sqrt(512.0 + 64.0), mx = 0;
-        for (int64_t j = 0; w && j < ff_tensor_numel(w); j++) mx = fmax(mx, fabs(w->data[j]));
-        FF_EXPECT(mx <= bound * (1 + 1e-6) && mx > 0.9 * bound, "max |w| %g, bound %g", mx, bound);
+        /* PyTorch default init: |w| <= 1/sqrt(fan_in), fan_in of the whole block (h and e columns) */
+        const char *half[] = { "net.block1.weight_h", "net.block1.weight_e", "net.block1.bias" };
+        const int64_t numel[] = { 512 * 512, 512 * 64, 512 };
+        for (int q = 0; q < 3; q++) {
+            ff_tensor_t *w = ff_params_find(m.params, half[q]);
+            double bound = 1.0 / sqrt(512.0 + 64.0), mx = 0;
+            FF_EXPECT(w && ff_tensor_numel(w) == numel[q], "%s", half[q]);
+            for (int64_t j = 0; w && j < ff_tensor_numel(w); j++) mx = ff_nanmax(mx, fabs(w->data[j]));
+            FF_EXPECT(mx <= bound * (1 + 1e-6) && mx > 0.9 * bound, "%s: max |w| %g, bound %g", half[q], mx, bound);
+        }
         net_free(&m);
     }
 }
@@ -181,7 +186,8 @@ FF_TEST(bmlp_shapes_and_grads) {
     ff_tensor_t *y2 = net_forward(&m, x, t, NULL);
     FF_EXPECT(y2 && y2->data[0] != 0 && y2->data[0] != y2->data[3 * 2]);
     ff_tensor_free(x); ff_tensor_free(t);
-    const char *names[] = { "net.block0.weight", "net.block1.bias", "net.block2.weight", "net.block3.weight",
+    const char *names[] = { "net.block0.weight_h", "net.block0.weight_e", "net.block1.bias", "net.block2.weight_h",
+                            "net.block2.weight_e", "net.block3.weight_h", "net.block3.weight_e",
                             "net.temb.weight", "net.temb.bias", NULL };
     check_grads(&m, 4, NULL, names);
     net_free(&m);
@@ -213,7 +219,7 @@ FF_TEST(bmlp_class_condition) {
     FF_EXPECT(y && y->shape[0] == 2, "%s", ff_last_error());
     FF_EXPECT(y && y->data[0] != y->data[3], "class has no effect");
     ff_tensor_free(x); ff_tensor_free(t);
-    const char *names[] = { "net.cls", "net.block0.weight", NULL };
+    const char *names[] = { "net.cls", "net.block0.weight_h", "net.block0.weight_e", NULL };
     ff_tensor_free(c);
     ff_tensor_new1(&c, 4);
     c->data[0] = 1; c->data[1] = 2; c->data[2] = 0; c->data[3] = 1;

@@ -71,7 +71,7 @@ static double run(const char *stepper, int steps, double eps_abs, double t0, dou
         double want[3], nn = 0;
         rodrigues(x0 + 3 * p, ang, want);
         for (int i = 0; i < 3; i++) {
-            err = fmax(err, fabs(y->data[3 * p + i] - want[i]));
+            err = ff_nanmax(err, fabs(y->data[3 * p + i] - want[i]));
             nn += (double)y->data[3 * p + i] * y->data[3 * p + i];
             FF_EXPECT(y->data[3 * p + i] >= 0, "%s left the orthant", stepper);
         }

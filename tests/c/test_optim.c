@@ -288,8 +288,8 @@ FF_TEST(linear_map_recovered) {
     }
     FF_EXPECT(loss < 1e-6f, "linear map loss after 300 steps: %g (bound 1e-6)", loss);
     double e = 0;
-    for (int i = 0; i < 15; i++) e = fmax(e, fabs(w->data[i] - A->data[i]));
-    for (int i = 0; i < 3; i++) e = fmax(e, fabs(b->data[i] - cvec->data[i]));
+    for (int i = 0; i < 15; i++) e = ff_nanmax(e, fabs(w->data[i] - A->data[i]));
+    for (int i = 0; i < 3; i++) e = ff_nanmax(e, fabs(b->data[i] - cvec->data[i]));
     FF_EXPECT(e < 1e-3, "max |w - A|, |b - c| = %g", e);
     printf("  linear map: MSE %.3g, max weight error %.3g after 300 SGD steps\n", loss, e);
     ff_tape_free(tp); ff_optim_free(o); ff_params_free(P);

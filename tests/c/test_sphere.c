@@ -79,7 +79,7 @@ static void check_pair(const char *label, const float *xs, const float *ys, int6
     FF_EXPECT_NEAR(sqrt((double)dotl(L->data, L->data, m)), (double)ang, tol);  /* |log| = theta */
     FF_EXPECT_NEAR((double)dotl(x->data, L->data, m), 0.0, tol);               /* tangent */
     double err = 0;
-    for (int64_t i = 0; i < m; i++) err = fmax(err, fabs(e->data[i] - ys[i]));
+    for (int64_t i = 0; i < m; i++) err = ff_nanmax(err, fabs(e->data[i] - ys[i]));
     FF_EXPECT(err <= tol, "%s: exp(log) != id, max err %.3g", label, err);
 
     /* Fisher-Rao distance on the simplex, from its definition, = 2 theta */
@@ -108,21 +108,21 @@ static void check_pair(const char *label, const float *xs, const float *ys, int6
         ref_slerp(xs, ys, m, tt - dl, rm);
         double ex = 0, eu = 0;
         for (int64_t i = 0; i < m; i++) {
-            ex = fmax(ex, fabs((double)(xt->data[i] - ref[i])));
-            eu = fmax(eu, fabs((double)(ut->data[i] - (rp[i] - rm[i]) / (2 * dl))));
+            ex = ff_nanmax(ex, fabs((double)(xt->data[i] - ref[i])));
+            eu = ff_nanmax(eu, fabs((double)(ut->data[i] - (rp[i] - rm[i]) / (2 * dl))));
         }
         FF_EXPECT(ex <= tol, "%s t=%g: x_t off the sin-form reference by %.3g", label, ts[k], ex);
         FF_EXPECT(eu <= tol + 1e-6, "%s t=%g: u_t off d/dt x_t (finite differences) by %.3g", label, ts[k], eu);
         /* u_t = transport of log_x0(x1) from x0 to x_t */
         FF_EXPECT(ff_sphere_transport(tr, x, xt, L) == FF_OK, "%s: %s", label, ff_last_error());
         double et = 0;
-        for (int64_t i = 0; i < m; i++) et = fmax(et, fabs(tr->data[i] - ut->data[i]));
+        for (int64_t i = 0; i < m; i++) et = ff_nanmax(et, fabs(tr->data[i] - ut->data[i]));
         FF_EXPECT(et <= tol, "%s t=%g: u_t != transport(log_x0 x1), err %.3g", label, ts[k], et);
         /* u_t = log_{x_t}(x1) / (1 - t), where (1 - t) theta is not in the float noise */
         if ((1 - tt) * ang > 1e-3L) {
             FF_EXPECT(ff_sphere_log(Lt, xt, y) == FF_OK, "%s", label);
             double el = 0;
-            for (int64_t i = 0; i < m; i++) el = fmax(el, fabs(Lt->data[i] / (1 - (double)tt) - ut->data[i]));
+            for (int64_t i = 0; i < m; i++) el = ff_nanmax(el, fabs(Lt->data[i] / (1 - (double)tt) - ut->data[i]));
             FF_EXPECT(el <= 10 * tol / (double)(1 - tt), "%s t=%g: u_t != log_xt(x1)/(1-t), err %.3g", label, ts[k],
                       el);
         }
@@ -341,7 +341,7 @@ static double normalize_err(const float *in, const float *out, int64_t rows, int
         for (int64_t i = 0; i < m; i++) {
             ld want = in[r * m + i] / nrm;
             double bound = fmax(0x1p-24 * fabs((double)want), 0x1p-150);
-            worst = fmax(worst, (double)fabsl((ld)out[r * m + i] - want) / bound);
+            worst = ff_nanmax(worst, (double)fabsl((ld)out[r * m + i] - want) / bound);
         }
     }
     return worst;
@@ -444,7 +444,7 @@ FF_TEST(transport_antipodes) {
         y2->data[0] = -1; y2->data[1] = eps[i];
         FF_EXPECT(ff_sphere_transport(o2, x2, y2, v2) == FF_OK, "eps %g: %s", eps[i], ff_last_error());
         ld th = atan2l(y2->data[1], y2->data[0]), den = 1 + cosl(th);
-        double err = fmax(fabs((double)(o2->data[0] + sinl(th))), fabs((double)(o2->data[1] - cosl(th))));
+        double err = ff_nanmax(fabs((double)(o2->data[0] + sinl(th))), fabs((double)(o2->data[1] - cosl(th))));
         printf("  transport near the antipode, 1 + <x,y> = %.2g: max error %.2g\n", (double)den, err);
         FF_EXPECT(all_finite(o2) && err <= 1e-7 + 1e-15 / (double)den, "1 + <x,y> = %.3g: error %.3g",
                   (double)den, err);

@@ -147,7 +147,7 @@ FF_TEST(histogram_uniform) {
     }
     FF_EXPECT(ff_viz_simplex_histogram(g, x) == FF_OK);
     double sum = 0, worst = 0, expect = 2.0, sd = expect / sqrt((double)n / (res * res));
-    for (int k = 0; k < res * res; k++) { sum += g->data[k]; worst = fmax(worst, fabs(g->data[k] - expect)); }
+    for (int k = 0; k < res * res; k++) { sum += g->data[k]; worst = ff_nanmax(worst, fabs(g->data[k] - expect)); }
     FF_EXPECT_NEAR(sum / (res * res), 2.0, 1e-5);              /* integrates to 1: mean density 2 */
     FF_EXPECT(worst < 5 * sd, "max |density - 2| = %g > 5 sd (%g)", worst, 5 * sd);
     ff_tensor_free(x); ff_tensor_free(g);
@@ -695,6 +695,14 @@ FF_TEST(bad_input_leaves_nothing) {
     double pn[3] = { NAN, 0, 1 };
     int32_t ci, cj;
     FF_EXPECT_ERROR(ff_viz_simplex_cell(4, pn, &ci, &cj), FF_EINVAL, "p[0] = nan is not finite");
+    double pz[3] = { -1, 0, -0.5 }, pbig[3] = { 1e308, 1e308, 1e308 };
+    FF_EXPECT_ERROR(ff_viz_simplex_cell(4, pz, &ci, &cj), FF_EINVAL, "has no positive entry");
+    FF_EXPECT_ERROR(ff_viz_simplex_cell(4, pbig, &ci, &cj), FF_EINVAL, "the sum overflows");
+    /* any positive scale and negative entries read as 0: (3, 2, -1) is (0.6, 0.4, 0), res 5 puts it on
+     * the edge u + v = 5 at (3, 2), in the upright cell [2][2] (the lattice point (3, 2, 0) goes to it:
+     * the largest floor, u = 3, is lowered) */
+    double ps[3] = { 3, 2, -1 };
+    FF_EXPECT(ff_viz_simplex_cell(5, ps, &ci, &cj) == FF_OK && ci == 2 && cj == 2, "[%d][%d]", ci, cj);
     double tk[8];
     int32_t nt;
     FF_EXPECT_ERROR(ff_viz_ticks(1, 1, 0, tk, 8, &nt), FF_EINVAL, "range [1, 1] is empty");

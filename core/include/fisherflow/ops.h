@@ -13,8 +13,9 @@
 
 #include "tape.h"
 
-/* Products */
-ff_tensor_t *ff_linear   (ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b); /* x[..,i] w[o,i] b[o]|NULL -> [..,o] */
+/* Products. ff_linear: x[..,i] w[o,i] -> y[..,o] = x w^T + b, with b NULL, [o] (added to every row)
+ * or of y's shape [..,o] (one bias row per row of x; ndim >= 2); any other b is FF_ESHAPE. */
+ff_tensor_t *ff_linear   (ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b);
 ff_tensor_t *ff_matmul   (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);                 /* a[..,m,k] b[k,n] -> [..,m,n]     */
 
 /* Elementwise binary with broadcasting of b */
@@ -50,7 +51,8 @@ ff_tensor_t *ff_mean_all (ff_tape_t *tp, ff_tensor_t *a);
 
 /* Shape */
 ff_tensor_t *ff_concat   (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);  /* along the last axis; leading dims equal */
-ff_tensor_t *ff_reshape  (ff_tape_t *tp, ff_tensor_t *a, int ndim, const int64_t *shape); /* one size may be -1; shares a's data */
+/* one size may be -1; shares a's data when a is contiguous, else reshapes a contiguous copy */
+ff_tensor_t *ff_reshape  (ff_tape_t *tp, ff_tensor_t *a, int ndim, const int64_t *shape);
 ff_tensor_t *ff_transpose(ff_tape_t *tp, ff_tensor_t *a, int axis0, int axis1);          /* contiguous result  */
 
 /* Layers */
@@ -63,8 +65,8 @@ ff_tensor_t *ff_layer_norm(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *gamma, ff
  * chunks of at most 16 MiB of columns. */
 ff_tensor_t *ff_conv1d   (ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *w, ff_tensor_t *b, int dilation, int padding);
 ff_tensor_t *ff_dropout  (ff_tape_t *tp, ff_tensor_t *a, float p);   /* identity unless training; scales by 1/(1-p) */
-/* Rows of table[V, E] picked by ids (any shape, integer values stored as float, 0 <= id < V):
- * -> ids.shape + [E]. For class-conditioning embeddings. */
+/* Rows of table[V, E] picked by ids (at most FF_MAX_DIMS-1 dims, integer values stored as float,
+ * 0 <= id < V, no gradient): -> ids.shape + [E]. For class-conditioning embeddings. */
 ff_tensor_t *ff_embedding(ff_tape_t *tp, ff_tensor_t *table, const ff_tensor_t *ids);
 
 /* Geometry: tangent projection per position, P_x(v) = v - <x, v> x over the last axis of

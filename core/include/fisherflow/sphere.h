@@ -54,4 +54,13 @@ ff_status ff_sphere_normalize(ff_tensor_t *x);
  * eps in [0, 1], d + 1 >= 2. */
 ff_status ff_sphere_smooth_labels(ff_tensor_t *out, const ff_tensor_t *p, double eps);
 
+/* Change of measure to the simplex. out [n] per sample: the log of the factor turning a density on
+ * S^d_+ (surface measure) into one on the simplex (Lebesgue measure on the first d coordinates of
+ * p = x*x), summed over positions: sum_pos ( -d log 2 - sum_i log |x_i| ). +inf where some x_i = 0
+ * (the simplex density is infinite there whenever the sphere density is positive). x [n, .., d+1]. */
+ff_status ff_sphere_to_simplex_logdet(const ff_tensor_t *x, ff_tensor_t *out);
+/* log(|S^d| / 2^{d+1}): the log-area of the orthant S^d_+ (its negative is the per-position
+ * log-density of the uniform source). d >= 0. */
+double    ff_sphere_orthant_log_area(int64_t d);
+
 #endif

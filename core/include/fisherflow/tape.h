@@ -14,7 +14,9 @@
  * Anything else is a constant. Gradients of parameters and leaves accumulate (+=) over backward calls;
  * zero them yourself (ff_params_zero_grad, ff_tensor_fill(leaf->grad, 0)). Op inputs (and a
  * parameter's values) must stay alive and unchanged until the backward pass or the reset. A non-
- * contiguous input is copied into the arena; a ->grad must be contiguous. A temporary kept across
+ * contiguous input is read in place or copied into the arena; an input that needs a gradient must
+ * have a ->grad contiguous over its elements (a view of a parameter with the matching view of its
+ * gradient is refused, FF_EINVAL: register the part as a parameter of its own). A temporary kept across
  * one ff_tape_reset and passed to an op in the next step is refused (tensor headers alternate
  * between two pools, so its header still carries the old generation); keeping one longer is a bug
  * the check may miss.

@@ -30,10 +30,12 @@ typedef struct ff_tensor {
     int64_t            stride[FF_MAX_DIMS];  /* in elements; contiguous = row-major           */
     uint32_t           flags;                /* FF_TENSOR_*                                   */
     uint32_t           gen;                  /* tape generation for temporaries, 0 otherwise  */
-    struct ff_tensor  *grad;                 /* gradient, same shape (params, tape nodes)     */
+    struct ff_tensor  *grad;                 /* gradient, same shape, contiguous (parameters
+                                                and tape leaves; op outputs keep theirs in the
+                                                tape's node)                                 */
     struct ff_storage *storage;              /* opaque, refcounted; NULL for borrowed memory  */
     void              *node;                 /* the tape node that produced it, or NULL       */
-    char               name[48];             /* "net.block0.linear.weight"; "" if unnamed     */
+    char               name[48];             /* "net.block0.weight_h"; "" if unnamed          */
 } ff_tensor_t;
 
 /* Constructors: zero-filled, contiguous. ndim in 0..FF_MAX_DIMS, every size >= 0. */

@@ -10,7 +10,9 @@
  * Structs are plain C (no unions, bitfields or function pointers) so the Lua layer can fill them
  * through the FFI; a zero-filled struct is a valid "all defaults" value everywhere.
  *
- * Simplex grid convention (a density [res, res] on the 2-simplex). Subdivide every edge into res
+ * Simplex grid convention (a density [res, res] on the 2-simplex): the core's triangular grid
+ * (metrics.h, ff_simplex_grid_cell / ff_simplex_grid_centre compute it; entry [i][j] is cell
+ * i*res + j there). Subdivide every edge into res
  * parts: the triangle splits into res*res small triangles, exactly one per grid entry. For a point
  * p = (p0, p1, p2), let u = res*p0, v = res*p1, i = floor(u), j = floor(v):
  *   - if frac(u) + frac(v) <  1: the upright cell  (i, j), stored at [i][j]             (i + j <  res),
@@ -85,8 +87,9 @@ ff_status ff_viz_pixel_to_simplex(const ff_viz_panel *panels, int32_t n_panels, 
 /* Centres of every grid cell: out is caller-allocated, contiguous, 3*res*res floats with last
  * dimension 3 ([res, res, 3], [res*res, 3] or [res*res, 1, 3]); row k = i*res + j is cell [i][j]. */
 ff_status ff_viz_simplex_grid_points(int32_t res, ff_tensor_t *out);
-/* The grid entry [*i][*j] whose cell contains p (p need not be normalised exactly; it is clamped
- * into the triangle). FF_EINVAL for res < 2 or a non-finite p. */
+/* The grid entry [*i][*j] whose cell contains p: negative coordinates are read as 0 and p is divided
+ * by its sum, so any finite p with a positive entry is accepted. FF_EINVAL for res < 2, a NULL
+ * argument, a non-finite p, or no positive entry. */
 ff_status ff_viz_simplex_cell(int32_t res, const double p[3], int32_t *i, int32_t *j);
 /* Fills grid [res, res] with fn(centre of each cell, ctx): a density given as a C function. An fn
  * result that is not finite gives FF_ENUMERIC naming the cell. */
