@@ -24,6 +24,10 @@ struct ff_flow {
     const ff_network_vtable *net;
     ff_rng_t           rng_init, rng_train, rng_sample, rng_eval;
     int64_t            steps;
+    /* gradient accumulation since the last update (ff_flow_grad / ff_flow_update) */
+    int                grad_count;   /* micro-batches summed in the parameters' gradient block     */
+    double             grad_ms;      /* their wall time                                            */
+    double             grad_loss;    /* sum of their losses                                        */
     /* step scratch, sized for n rows ([n, k, d+1] unless noted); reallocated only when n changes */
     int64_t            n;
     ff_tensor_t       *p1;           /* smoothed data on the simplex                                */
@@ -332,9 +336,17 @@ static ff_status check_step_inputs(ff_flow_t *f, const char *fn, const ff_tensor
     return FF_OK;
 }
 
-ff_status ff_flow_step(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x0, const ff_tensor_t *cond,
-                       ff_step_stats *stats) {
-    const char *fn = "ff_flow_step";
+/* Discards the accumulated gradient: the block is zeroed, the micro-batch count and its sums reset. */
+static void grad_clear(ff_flow_t *f) {
+    ff_params_zero_grad(f->params);
+    f->grad_count = 0;
+    f->grad_ms = 0;
+    f->grad_loss = 0;
+}
+
+/* ff_flow_grad under the caller's name fn (ff_flow_step's messages keep naming ff_flow_step). */
+static ff_status grad_impl(ff_flow_t *f, const char *fn, const ff_tensor_t *x1, const ff_tensor_t *x0,
+                           const ff_tensor_t *cond, ff_step_stats *stats) {
     if (!f) return ff_errorf(FF_EINVAL, "%s: flow is NULL", fn);
     double t0 = now_ms();
     long long stepno = (long long)f->steps + 1;
@@ -353,25 +365,85 @@ ff_status ff_flow_step(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x
     if (!isfinite(lv))
         return ff_errorf(FF_ENUMERIC, "%s: step %lld: loss is %s (last good parameters kept)", fn, stepno,
                          isnan(lv) ? "NaN" : "Inf");
-    ff_params_zero_grad(f->params);
-    if ((s = ff_tape_backward(f->tape, loss)) != FF_OK) return ff_error_wrap(s, "%s: step %lld", fn, stepno);
+    /* backward adds (+=) into the block: the first micro-batch after an update starts it from zero,
+     * later ones add to the earlier ones' sum, so accumulation costs nothing extra */
+    if (f->grad_count == 0) ff_params_zero_grad(f->params);
+    if ((s = ff_tape_backward(f->tape, loss)) != FF_OK) {
+        grad_clear(f);       /* a partial backward leaves no usable sum */
+        return ff_error_wrap(s, "%s: step %lld (the accumulated gradient was discarded)", fn, stepno);
+    }
+    f->grad_count++;
+    f->grad_loss += lv;
+    double ms = now_ms() - t0;
+    f->grad_ms += ms;
+    if (stats) {
+        memset(stats, 0, sizeof *stats);
+        stats->loss = lv;
+        stats->ms = ms;
+        stats->step = f->steps;
+    }
+    return FF_OK;
+}
+
+static ff_status update_impl(ff_flow_t *f, const char *fn, ff_step_stats *stats) {
+    if (!f) return ff_errorf(FF_EINVAL, "%s: flow is NULL", fn);
+    double t0 = now_ms();
+    long long stepno = (long long)f->steps + 1;
+    if (f->grad_count < 1)
+        return ff_errorf(FF_EINVAL, "%s: step %lld: no gradient accumulated since the last update (call "
+                         "ff_flow_grad on at least one batch first)", fn, stepno);
+    /* the mean over micro-batches: n equal micro-batches of b give the gradient of one batch of n*b */
+    if (f->grad_count > 1) {
+        float *g = ff_params_grad(f->params), scale = 1.0f / (float)f->grad_count;
+        int64_t numel = ff_params_numel(f->params);
+        for (int64_t i = 0; i < numel; i++) g[i] *= scale;
+    }
     float norm = 0;
-    if (ff_clip_grad_norm(f->params, f->cfg.grad_clip, &norm) != FF_OK)
-        return ff_errorf(FF_ENUMERIC, "%s: step %lld: gradient is not finite (last good parameters kept)", fn,
-                         stepno);
+    if (ff_clip_grad_norm(f->params, f->cfg.grad_clip, &norm) != FF_OK) {
+        grad_clear(f);
+        return ff_errorf(FF_ENUMERIC, "%s: step %lld: gradient is not finite (last good parameters kept; the "
+                         "accumulated gradient was discarded)", fn, stepno);
+    }
     float lr = ff_lr_at(&f->cfg.lr, f->steps);
+    ff_status s;
     if ((s = ff_optim_step(f->optim, lr)) != FF_OK) return ff_error_wrap(s, "%s: step %lld", fn, stepno);
     if (f->ema) ff_ema_update_at(f->ema, f->steps);
     f->steps++;
     if (stats) {
-        stats->loss = lv;
+        stats->loss = f->grad_loss / f->grad_count;
         stats->grad_norm = norm;
         stats->lr = lr;
         stats->step = f->steps;
-        stats->ms = now_ms() - t0;
+        stats->ms = f->grad_ms + (now_ms() - t0);
     }
+    /* the block keeps the gradient just applied (for diagnostics) until the next ff_flow_grad zeroes
+     * it: one pass over it per step, as before the split */
+    f->grad_count = 0;
+    f->grad_ms = 0;
+    f->grad_loss = 0;
     return FF_OK;
 }
+
+ff_status ff_flow_grad(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x0, const ff_tensor_t *cond,
+                       ff_step_stats *stats) {
+    return grad_impl(f, "ff_flow_grad", x1, x0, cond, stats);
+}
+
+ff_status ff_flow_update(ff_flow_t *f, ff_step_stats *stats) { return update_impl(f, "ff_flow_update", stats); }
+
+ff_status ff_flow_step(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x0, const ff_tensor_t *cond,
+                       ff_step_stats *stats) {
+    FF_TRY(grad_impl(f, "ff_flow_step", x1, x0, cond, NULL));
+    return update_impl(f, "ff_flow_step", stats);
+}
+
+float *ff_flow_grad_block(ff_flow_t *f, size_t *n) {
+    if (n) *n = f ? (size_t)ff_params_numel(f->params) : 0;
+    return f ? ff_params_grad(f->params) : NULL;
+}
+
+int  ff_flow_grad_count(const ff_flow_t *f) { return f ? f->grad_count : 0; }
+void ff_flow_grad_zero(ff_flow_t *f) { if (f) grad_clear(f); }
 
 ff_status ff_flow_eval_loss(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *cond, double *loss) {
     const char *fn = "ff_flow_eval_loss";
@@ -521,7 +593,11 @@ ff_status ff_flow_log_prob(ff_flow_t *f, const ff_tensor_t *p, const ff_tensor_t
     if ((s = ff_sphere_to_simplex_logdet(x1, ld)) != FF_OK) goto done;
     lik_ctx ctx = { f, (ff_tensor_t *)cond };
     if (f->ema) ff_ema_swap(f->ema);
+    /* the divergence needs input gradients only: parameters as constants, so the weight-gradient
+     * GEMMs are skipped and the gradient block (an accumulation in progress) is left alone */
+    ff_tape_set_param_grads(f->tape, 0);
     s = ff_likelihood_delta(lik_field, &ctx, f->tape, x1, &li, &f->rng_eval, delta, x0);
+    ff_tape_set_param_grads(f->tape, 1);
     if (f->ema) ff_ema_swap(f->ema);
     ff_tape_reset(f->tape);
     if (s != FF_OK) { s = ff_error_wrap(s, "%s", fn); goto done; }

@@ -5,7 +5,8 @@
  * Data goes in by pointer (pull-style): the caller (C or Lua) owns every tensor it passes; the flow
  * never calls back into the caller during a step. A training step is ONE call (ff_flow_step): draw t
  * and x0, re-pair with the coupler, build x_t and u_t, run the network, project, loss, backward,
- * clip, optimiser update, EMA. Plugins are named here and instantiated by the flow through the loader,
+ * clip, optimiser update, EMA; or two (ff_flow_grad, ff_flow_update) for gradient accumulation and
+ * data parallelism. Plugins are named here and instantiated by the flow through the loader,
  * because a network registers its parameters in the flow's registry.
  */
 #ifndef FISHERFLOW_FLOW_H
@@ -55,16 +56,57 @@ typedef struct ff_step_stats {
     double  loss;         /* mean over the batch of the summed squared error            */
     double  grad_norm;    /* global norm before clipping                                */
     double  lr;           /* learning rate used                                         */
-    double  ms;           /* wall time of the step                                      */
+    double  ms;           /* wall time of the step (see ff_flow_grad / ff_flow_update)  */
     int64_t step;         /* steps completed, including this one                        */
 } ff_step_stats;
 
-/* One training step on a minibatch. x1 [n, k, d+1]: data on the simplex (one-hot or smoothed
- * probabilities). x0: NULL (draw from the source plugin) or caller-drawn source points in sphere
- * coordinates [n, k, d+1]. cond: NULL or as space says. A non-finite loss or gradient stops with
- * FF_ENUMERIC naming the step, and the parameters are left as they were before the step. */
+/* Training is two calls with a seam between them, ff_flow_grad (gradient of a batch, accumulated)
+ * and ff_flow_update (optimiser step from the accumulated gradient), so that
+ *   - gradient accumulation: several micro-batches are summed before one update, for a batch larger
+ *     than memory allows in one pass;
+ *   - data parallelism: each process computes its shard's gradient, the flat gradient block
+ *     (ff_flow_grad_block) is all-reduced between the two calls, and every process then applies the
+ *     same update to the same parameters.
+ * ff_flow_step is the two in one call, with the same numbers bit for bit. Sampling, evaluation and
+ * likelihoods never touch the gradient block, so they may run between the two calls. */
+
+/* One training step on a minibatch: ff_flow_grad then ff_flow_update (micro-batches already
+ * accumulated by ff_flow_grad are part of it). x1 [n, k, d+1]: data on the simplex (one-hot or
+ * smoothed probabilities). x0: NULL (draw from the source plugin) or caller-drawn source points in
+ * sphere coordinates [n, k, d+1]. cond: NULL or as space says. A non-finite loss or gradient stops with
+ * FF_ENUMERIC naming the step, and the parameters are left as they were before the step. stats: all
+ * fields (ms = the whole step). */
 ff_status ff_flow_step(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x0,
                        const ff_tensor_t *cond, ff_step_stats *stats);
+
+/* The gradient of one (micro-)batch: draws t, x0 and the coupling from the training stream, runs the
+ * network and ADDS the gradient of this batch's mean loss to the flow's gradient block (it does not
+ * zero it), and counts one more micro-batch (ff_flow_grad_count). Arguments as ff_flow_step.
+ * stats (may be NULL): loss of this batch, ms of this call, step = steps completed so far; grad_norm
+ * and lr 0. A non-finite input or loss is refused (FF_ENUMERIC naming the step) with the accumulated
+ * gradient and count as they were before the call (the random draws are consumed). A network whose
+ * backward pass fails leaves no usable sum: the accumulation is discarded (as ff_flow_grad_zero). */
+ff_status ff_flow_grad(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x0,
+                       const ff_tensor_t *cond, ff_step_stats *stats);
+
+/* One optimiser step from the accumulated gradient: divides the block by the number of accumulated
+ * micro-batches (n equal micro-batches of b give the gradient of one batch of n*b), clips it by global
+ * norm (grad_clip), applies the lr schedule, the optimiser and the EMA, counts the step, and resets
+ * the count to 0. The block then holds the gradient just applied (averaged and clipped), for
+ * diagnostics, until the next ff_flow_grad, which starts a new sum from zero. stats (may be NULL): grad_norm (before clipping), lr, step (including this
+ * one), loss (mean of the micro-batches' losses), ms (the ff_flow_grad calls since the last update
+ * plus this call). FF_EINVAL without any accumulated gradient. A non-finite gradient is refused
+ * (FF_ENUMERIC naming the step): parameters, optimiser and EMA unchanged, the accumulation discarded.
+ * Data-parallel callers that all-reduce the block with a SUM over R processes divide it by R too:
+ * the update divides by the local count only. */
+ff_status ff_flow_update(ff_flow_t *f, ff_step_stats *stats);
+
+/* The flat gradient block of all parameters (borrowed, *n floats, contiguous, in registration order
+ * like ff_params_data; the same memory as ff_params_grad): while ff_flow_grad_count > 0 it holds the
+ * sum of the micro-batch gradients since the last update. Valid while f lives. For an all-reduce between ff_flow_grad and ff_flow_update. n may be NULL. */
+float *ff_flow_grad_block(ff_flow_t *f, size_t *n);
+int    ff_flow_grad_count(const ff_flow_t *f);   /* micro-batches accumulated since the last update */
+void   ff_flow_grad_zero (ff_flow_t *f);         /* discards them: block zeroed, count 0            */
 
 /* Loss on a batch without updating anything (validation), same draws as a step would make, taken
  * from a separate validation stream so that evaluating never changes the training sequence. */
