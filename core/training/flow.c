@@ -10,6 +10,7 @@
 #include "fisherflow/likelihood.h"
 #include "fisherflow/ode.h"
 #include "fisherflow/sphere.h"
+#include "flow_internal.h"
 
 struct ff_flow {
     ff_flow_config     cfg;          /* resolved copy: names owned below, opts = instances' copies */
@@ -23,6 +24,7 @@ struct ff_flow {
     ff_plugin_inst    *source, *coupler, *network, *decoder;
     const ff_network_vtable *net;
     ff_rng_t           rng_init, rng_train, rng_sample, rng_eval;
+    char              *config_json;  /* ff_flow_config_json of cfg, made once at ff_flow_new          */
     int64_t            steps;
     /* gradient accumulation since the last update (ff_flow_grad / ff_flow_update) */
     int                grad_count;   /* micro-batches summed in the parameters' gradient block     */
@@ -112,8 +114,8 @@ fail:
 }
 
 static ff_status make_plugin(ff_flow_t *f, ff_plugin_inst **out, ff_plugin_kind kind, ff_plugin_spec *spec,
-                             const char *def, char **name_slot) {
-    const char *name = spec->name ? spec->name : def;
+                             char **name_slot) {
+    const char *name = spec->name;          /* resolved: the kind's default when the caller gave none */
     *name_slot = dup_str(name);
     if (!*name_slot) return ff_errorf(FF_ENOMEM, "ff_flow_new: out of memory");
     FF_TRY(ff_plugin_new(out, kind, name, spec->opts, &f->cfg.space,
@@ -147,18 +149,13 @@ ff_status ff_flow_new(ff_flow_t **out, const ff_flow_config *cfg) {
     if (!f) return ff_errorf(FF_ENOMEM, "ff_flow_new: out of memory");
     ff_status s;
     f->cfg = *cfg;
-    const char *gname = cfg->geometry ? cfg->geometry : "sphere";
-    f->geom = ff_geometry_find(gname);
+    ff_flow_config_resolve(&f->cfg);
+    f->geom = ff_geometry_find(f->cfg.geometry);
     if (!f->geom) { s = ff_error_wrap(FF_EINVAL, "ff_flow_new"); goto fail; }
     f->is_sphere = strcmp(f->geom->name, "sphere") == 0;
     if (!(f->names[0] = dup_str(f->geom->name))) { s = ff_errorf(FF_ENOMEM, "ff_flow_new: out of memory"); goto fail; }
     f->cfg.geometry = f->names[0];
 
-    if (f->cfg.optim.kind == 0) {
-        f->cfg.optim = ff_optim_adamw_defaults();
-        f->cfg.optim.weight_decay = 0.0f;
-    }
-    if (f->cfg.lr.base <= 0) f->cfg.lr.base = f->cfg.optim.lr;
 
     /* One seed, independent streams: network init, training draws, sampling, validation. */
     ff_rng_t master;
@@ -170,10 +167,10 @@ ff_status ff_flow_new(ff_flow_t **out, const ff_flow_config *cfg) {
 
     if ((s = ff_params_new(&f->params)) != FF_OK) goto fail;
     if ((s = ff_params_set_prefix(f->params, "net.")) != FF_OK) goto fail;
-    if ((s = make_plugin(f, &f->source, FF_PLUGIN_SOURCE, &f->cfg.source, "uniform_sphere", &f->names[1])) != FF_OK) goto fail;
-    if ((s = make_plugin(f, &f->coupler, FF_PLUGIN_COUPLER, &f->cfg.coupler, "independent", &f->names[2])) != FF_OK) goto fail;
-    if ((s = make_plugin(f, &f->network, FF_PLUGIN_NETWORK, &f->cfg.network, "bmlp", &f->names[3])) != FF_OK) goto fail;
-    if ((s = make_plugin(f, &f->decoder, FF_PLUGIN_DECODER, &f->cfg.decoder, "argmax", &f->names[4])) != FF_OK) goto fail;
+    if ((s = make_plugin(f, &f->source, FF_PLUGIN_SOURCE, &f->cfg.source, &f->names[1])) != FF_OK) goto fail;
+    if ((s = make_plugin(f, &f->coupler, FF_PLUGIN_COUPLER, &f->cfg.coupler, &f->names[2])) != FF_OK) goto fail;
+    if ((s = make_plugin(f, &f->network, FF_PLUGIN_NETWORK, &f->cfg.network, &f->names[3])) != FF_OK) goto fail;
+    if ((s = make_plugin(f, &f->decoder, FF_PLUGIN_DECODER, &f->cfg.decoder, &f->names[4])) != FF_OK) goto fail;
     f->net = f->network->desc->vtable;
     if (ff_params_count(f->params) == 0) {
         s = ff_errorf(FF_EPLUGIN, "ff_flow_new: network \"%s\" registered no parameters", f->names[3]);
@@ -183,6 +180,7 @@ ff_status ff_flow_new(ff_flow_t **out, const ff_flow_config *cfg) {
     if (f->cfg.ema_decay > 0 && (s = ff_ema_new(&f->ema, f->params, f->cfg.ema_decay)) != FF_OK) goto fail;
     if ((s = ff_tape_new(&f->tape, (size_t)1 << 20)) != FF_OK) goto fail;
     ff_tape_set_rng(f->tape, &f->rng_train);
+    if ((s = ff_flow_config_json(&f->cfg, &f->config_json)) != FF_OK) { s = ff_error_wrap(s, "ff_flow_new"); goto fail; }
     *out = f;
     return FF_OK;
 fail:
@@ -202,6 +200,7 @@ void ff_flow_free(ff_flow_t *f) {
     ff_plugin_free(f->source);
     ff_params_free(f->params);
     for (int i = 0; i < 5; i++) free(f->names[i]);
+    free(f->config_json);
     free(f);
 }
 
@@ -634,6 +633,7 @@ ff_status ff_flow_decode(ff_flow_t *f, const ff_tensor_t *p, ff_tensor_t *out) {
 /* ---- accessors ----------------------------------------------------------------------------------- */
 
 const ff_flow_config *ff_flow_config_of(const ff_flow_t *f) { return f ? &f->cfg : NULL; }
+const char *ff_flow_config_json_of(const ff_flow_t *f) { return f ? f->config_json : NULL; }
 ff_params_t *ff_flow_params(ff_flow_t *f) { return f ? f->params : NULL; }
 ff_optim_t  *ff_flow_optim(ff_flow_t *f) { return f ? f->optim : NULL; }
 ff_ema_t    *ff_flow_ema(ff_flow_t *f) { return f ? f->ema : NULL; }

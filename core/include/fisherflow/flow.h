@@ -52,6 +52,40 @@ ff_flow_config ff_flow_default_config(void);
 ff_status ff_flow_new (ff_flow_t **out, const ff_flow_config *cfg);
 void      ff_flow_free(ff_flow_t *f);                        /* NULL-safe */
 
+/* ---- The configuration as JSON ------------------------------------------------------------------
+ * One schema for every place a configuration is written down (checkpoints, the Lua layer, scripts),
+ * owned here. ff_flow_config borrows its strings and options; the JSON text is the owning form:
+ *   {"space": {"k": 4, "d": 19, "cond_classes": 0, "cond_channels": 0},
+ *    "geometry": "sphere",
+ *    "source":  {"name": "uniform_sphere", "options": {}},      (likewise coupler, network, decoder;
+ *    "network": {"name": "bmlp", "options": {"hidden": 512}},    a bare "name" string also reads)
+ *    "optim": {"kind": "adamw", "lr": 0.001, "weight_decay": 0, "betas": [0.9, 0.999], "eps": 1e-08}
+ *          or {"kind": "sgd", "lr": 0.01, "weight_decay": 0, "momentum": 0, "nesterov": false},
+ *    "schedule": {"kind": "constant" | "cosine" | "warmup_linear" | "warmup_cosine",
+ *                 "base": 0.001, "min": 0, "warmup": 0, "total": 0},
+ *    "grad_clip": 1, "ema": 0, "label_smoothing": 0, "seed": 0}
+ * ("ema" is ema_decay, "schedule" is lr, as the Lua layer names them.) Written: every field, with the
+ * defaults filled in as ff_flow_new fills them, floats as the shortest decimal that reads back as the
+ * same float, so config -> JSON -> config is exact. Read: "space" with "d" is required; any other
+ * field left out takes ff_flow_default_config's value (an "optim" object starts from its kind's
+ * defaults, ff_optim_adamw_defaults / ff_optim_sgd_defaults). Refused with FF_EINVAL naming the
+ * field: unknown fields ("unknown field "optim.lrr" (known: ...)"), wrong types ("field
+ * "space.k": expected an integer, got a string"), ranges (k, d >= 1; cond_* >= 0; ema and
+ * label_smoothing in [0, 1); grad_clip, lr, weight_decay, eps, momentum >= 0; betas in [0, 1); seed an
+ * integer in [0, 2^64)); malformed JSON with its byte offset. Plugin options take the types the plugin
+ * declares (a JSON 2 is an int for an int option, a number for a number option); unknown options
+ * are refused by the plugin's validation, naming the plugin and the option. */
+
+/* The JSON of cfg (defaults resolved). *json is malloc'd: free() it (FFI callers:
+ * ff_checkpoint_free_string). FF_EINVAL for a value JSON cannot hold (NaN/Inf) or an unknown kind. */
+ff_status   ff_flow_config_json(const ff_flow_config *cfg, char **json);
+/* A flow built from a configuration in JSON (ff_flow_new's checks apply too). */
+ff_status   ff_flow_new_json(ff_flow_t **out, const char *json);
+/* The flow's configuration as JSON (borrowed, valid while f lives): ff_flow_config_json of the
+ * configuration it was built from, so ff_flow_new_json(text) builds the same flow (same initial
+ * weights: the seed is part of it). Checkpoints store this text. */
+const char *ff_flow_config_json_of(const ff_flow_t *f);
+
 typedef struct ff_step_stats {
     double  loss;         /* mean over the batch of the summed squared error            */
     double  grad_norm;    /* global norm before clipping                                */
