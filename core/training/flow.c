@@ -156,7 +156,6 @@ ff_status ff_flow_new(ff_flow_t **out, const ff_flow_config *cfg) {
     if (!(f->names[0] = dup_str(f->geom->name))) { s = ff_errorf(FF_ENOMEM, "ff_flow_new: out of memory"); goto fail; }
     f->cfg.geometry = f->names[0];
 
-
     /* One seed, independent streams: network init, training draws, sampling, validation. */
     ff_rng_t master;
     ff_rng_seed(&master, cfg->seed);

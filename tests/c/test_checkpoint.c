@@ -32,6 +32,16 @@ static const char *path_of(const char *name) {
     return b;
 }
 
+/* bmlp options: hidden width, depth 3, emb 8 (caller frees). */
+static ff_options *bmlp_opts(int64_t hidden) {
+    ff_options *no = NULL;
+    ff_options_new(&no);
+    ff_options_set_int(no, "hidden", hidden);
+    ff_options_set_int(no, "depth", 3);
+    ff_options_set_int(no, "emb", 8);
+    return no;
+}
+
 static ff_flow_t *make_flow(uint64_t seed, int64_t hidden, float ema, const char *coupler) {
     ff_flow_config c = ff_flow_default_config();
     c.space = (ff_space){ K_POS, D, 0, 0 };
@@ -39,11 +49,7 @@ static ff_flow_t *make_flow(uint64_t seed, int64_t hidden, float ema, const char
     c.ema_decay = ema;
     c.coupler.name = coupler;
     c.lr = (ff_lr_schedule){ FF_LR_WARMUP_COSINE, 2e-3f, 1e-4f, 5, 40 };   /* lr depends on the step count */
-    ff_options *no = NULL;
-    ff_options_new(&no);
-    ff_options_set_int(no, "hidden", hidden);
-    ff_options_set_int(no, "depth", 3);
-    ff_options_set_int(no, "emb", 8);
+    ff_options *no = bmlp_opts(hidden);
     c.network.opts = no;
     ff_flow_t *f = NULL;
     ff_status s = ff_flow_new(&f, &c);
@@ -342,11 +348,7 @@ static void flow_load_case(const char *coupler, float ema, int sgd) {
     c.label_smoothing = 0.05f;
     if (sgd) { c.optim = ff_optim_sgd_defaults(); c.optim.momentum = 0.9f; c.optim.nesterov = 1; }
     c.lr = (ff_lr_schedule){ FF_LR_WARMUP_LINEAR, 3e-3f, 1e-4f, 4, 30 };
-    ff_options *no = NULL;
-    ff_options_new(&no);
-    ff_options_set_int(no, "hidden", 24);
-    ff_options_set_int(no, "depth", 3);
-    ff_options_set_int(no, "emb", 8);
+    ff_options *no = bmlp_opts(24);
     ff_options_set_number(no, "slope", 0.1);
     c.network.opts = no;
     ff_flow_t *u = NULL, *a = NULL, *b = NULL;
