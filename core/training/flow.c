@@ -29,6 +29,8 @@ struct ff_flow {
     /* gradient accumulation since the last update (ff_flow_grad / ff_flow_update) */
     int                grad_count;   /* micro-batches summed in the parameters' gradient block     */
     double             grad_ms;      /* their wall time                                            */
+    double             couple_ms;    /* the part of grad_ms spent in the coupler's pair()           */
+    double             pair_ms;      /* the latest pair() call's wall time                          */
     double             grad_loss;    /* sum of their losses                                        */
     /* step scratch, sized for n rows ([n, k, d+1] unless noted); reallocated only when n changes */
     int64_t            n;
@@ -289,8 +291,10 @@ static ff_status forward_loss(ff_flow_t *f, const char *fn, const ff_tensor_t *x
     /* t ~ U[0, 1) in float: 24 random bits, so rounding can never produce t = 1 */
     for (int64_t i = 0; i < n; i++) f->t->data[i] = (float)(ff_rng_u64(rng) >> 40) * 0x1p-24f;
     const ff_coupler_vtable *cp = f->coupler->desc->vtable;
+    double t_pair = now_ms();
     if ((s = cp->pair(f->coupler->state, f->x0s, f->x1s, rng, f->perm)) != FF_OK)
         return ff_error_wrap(s, "%s: coupler \"%s\"", fn, f->cfg.coupler.name);
+    f->pair_ms = now_ms() - t_pair;
     int64_t row = f->cfg.space.k * (f->cfg.space.d + 1);
     for (int64_t i = 0; i < n; i++) {
         int32_t j = f->perm[i];
@@ -339,6 +343,7 @@ static void grad_clear(ff_flow_t *f) {
     ff_params_zero_grad(f->params);
     f->grad_count = 0;
     f->grad_ms = 0;
+    f->couple_ms = 0;
     f->grad_loss = 0;
 }
 
@@ -374,10 +379,12 @@ static ff_status grad_impl(ff_flow_t *f, const char *fn, const ff_tensor_t *x1, 
     f->grad_loss += lv;
     double ms = now_ms() - t0;
     f->grad_ms += ms;
+    f->couple_ms += f->pair_ms;
     if (stats) {
         memset(stats, 0, sizeof *stats);
         stats->loss = lv;
         stats->ms = ms;
+        stats->couple_ms = f->pair_ms;
         stats->step = f->steps;
     }
     return FF_OK;
@@ -413,11 +420,13 @@ static ff_status update_impl(ff_flow_t *f, const char *fn, ff_step_stats *stats)
         stats->lr = lr;
         stats->step = f->steps;
         stats->ms = f->grad_ms + (now_ms() - t0);
+        stats->couple_ms = f->couple_ms;
     }
     /* the block keeps the gradient just applied (for diagnostics) until the next ff_flow_grad zeroes
      * it: one pass over it per step, as before the split */
     f->grad_count = 0;
     f->grad_ms = 0;
+    f->couple_ms = 0;
     f->grad_loss = 0;
     return FF_OK;
 }

@@ -386,6 +386,31 @@ FF_TEST(step_equals_grad_then_update) {
     }
 }
 
+FF_TEST(coupling_time_is_part_of_the_step) {
+    /* couple_ms: the coupler's share of a step's wall time, per micro-batch from ff_flow_grad and
+     * summed over the micro-batches by ff_flow_update; always within [0, ms]. */
+    ff_flow_t *f = small_flow(1, 2, 16, 1, "exact_ot", NULL, 5, NULL);
+    if (!f) return;
+    ff_rng_t r;
+    ff_rng_seed(&r, 8);
+    ff_tensor_t *x = NULL;
+    ff_tensor_new3(&x, 512, 1, 3);
+    fill_sphere(x, &r);                                  /* continuous points, squared onto the simplex */
+    for (int64_t e = 0; e < 512 * 3; e++) x->data[e] *= x->data[e];
+    ff_step_stats g1, g2, u, st;
+    FF_EXPECT(ff_flow_grad(f, x, NULL, NULL, &g1) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_grad(f, x, NULL, NULL, &g2) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_update(f, &u) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(g1.couple_ms > 0 && g1.couple_ms <= g1.ms && g2.couple_ms > 0 && g2.couple_ms <= g2.ms,
+              "grad: couple %.3f of %.3f ms, %.3f of %.3f ms", g1.couple_ms, g1.ms, g2.couple_ms, g2.ms);
+    FF_EXPECT(u.couple_ms == g1.couple_ms + g2.couple_ms && u.couple_ms <= u.ms,
+              "update: couple %.6f ms, grads %.6f + %.6f, step %.3f ms", u.couple_ms, g1.couple_ms, g2.couple_ms, u.ms);
+    FF_EXPECT(ff_flow_step(f, x, NULL, NULL, &st) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(st.couple_ms > 0 && st.couple_ms <= st.ms, "step: couple %.3f of %.3f ms", st.couple_ms, st.ms);
+    ff_tensor_free(x);
+    ff_flow_free(f);
+}
+
 FF_TEST(micro_batches_equal_one_batch) {
     /* With the independent coupler (identity pairing, no random draws) and caller-given x0, a batch
      * of 2b draws the same 2b times as two micro-batches of b in a row: the accumulated gradient

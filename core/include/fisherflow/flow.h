@@ -91,6 +91,8 @@ typedef struct ff_step_stats {
     double  grad_norm;    /* global norm before clipping                                */
     double  lr;           /* learning rate used                                         */
     double  ms;           /* wall time of the step (see ff_flow_grad / ff_flow_update)  */
+    double  couple_ms;    /* the part of ms spent in the coupler's pair() (exact OT can
+                             dominate a step at large batches: callers can say so)      */
     int64_t step;         /* steps completed, including this one                        */
 } ff_step_stats;
 
