@@ -28,6 +28,7 @@ local ff = {
 }
 
 function ff.seed(s) return random.seed(s) end
+ff.dna = require "fisherflow.dna"   -- DNA data preparation and promoter metrics (dna.lua)
 
 -- ff.plugin(kind, name, opts) -> spec; ff.plugin.find(kind, name) -> desc | nil, err;
 -- ff.plugin.list() -> found, refused; ff.plugins() -> found.
