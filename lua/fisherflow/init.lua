@@ -44,11 +44,16 @@ ff.metric  = { lua = plugin.lua_metric }
 -- ff.sphere{k=, d=} is the space of a flow; ff.sphere.* are the geometry kernels (sphere.lua).
 ff.sphere = setmetatable({}, { __call = function(_, t) return flow.space(t) end })
 
--- ff.results(path, table): the run's results as JSON (pretty, keys sorted), written atomically.
-function ff.results(path, t)
+-- ff.results(path, table [, { nonfinite = "tokens" }]): the run's results as JSON (pretty, keys
+-- sorted), written atomically. NaN, inf and -inf are written NaN, Infinity, -Infinity (Python's
+-- json reads them back as floats); nonfinite = "null" or "error" as json.encode (json.lua).
+function ff.results(path, t, opts)
   if type(path) ~= "string" then core.raise("ff.results: path must be a string, got " .. type(path)) end
   if type(t) ~= "table" then core.raise("ff.results: results must be a table, got " .. type(t)) end
-  local ok, text = pcall(json.encode, t, { indent = true })
+  opts = opts or {}
+  if type(opts) ~= "table" then core.raise("ff.results: options must be a table, got " .. type(opts)) end
+  util.check_keys(opts, { nonfinite = true }, "ff.results", "option")
+  local ok, text = pcall(json.encode, t, { indent = true, nonfinite = opts.nonfinite })
   if not ok then core.raise("ff.results: " .. tostring(text)) end
   util.write_atomic(path, text .. "\n")
   return path

@@ -3,6 +3,7 @@
 -- configuration in PNGs, progress of long sampling, the thread setting.
 local ff = require "fisherflow"
 local T  = require "ff_test"
+local tmp = T.tmp
 
 T.test("metrics: ff.metrics.simplex = smoothed KL(target || samples), raw TV, floor", function()
   local res = 8
@@ -53,4 +54,33 @@ T.test("metrics: the held-out NLL cannot beat the truth", function()
   T.near(r.nll, want, 1e-4, "mixture NLL by hand")
   T.raises(function() ff.metrics.nll(lq, {}) end, "d must be a positive integer")
   T.raises(function() ff.metrics.nll(lq, { d = 2, epsilon = 0.1 }) end, "unknown option 'epsilon'")
+end)
+
+T.test("results: NaN, inf and -inf stay apart and read back (here and in Python's json)", function()
+  local path = tmp("results_nonfinite.json")
+  ff.results(path, { a = 0 / 0, b = math.huge, c = -math.huge, d = { 1, 0 / 0 }, e = 0.5 })
+  local f = io.open(path); local text = f:read("*a"); f:close()
+  T.ok(text:find('"a": NaN', 1, true) and text:find('"b": Infinity', 1, true) and text:find('"c": -Infinity', 1, true),
+       "tokens: %s", text)
+  local back = ff.json.decode(text)
+  T.ok(back.a ~= back.a, "NaN back"); T.eq(back.b, math.huge, "inf back"); T.eq(back.c, -math.huge, "-inf back")
+  T.ok(back.d[2] ~= back.d[2], "NaN in an array"); T.eq(back.e, 0.5, "finite untouched")
+  -- the reader the docs name: Python's json module, when the machine has Python
+  local py = io.popen("command -v python3 2>/dev/null"):read("*l")
+  if py and py ~= "" then
+    local p = io.popen(("python3 -c 'import json,math,sys; d=json.load(open(sys.argv[1])); "
+      .. "print(math.isnan(d[\"a\"]), d[\"b\"] == float(\"inf\"), d[\"c\"] == float(\"-inf\"))' '%s'"):format(path))
+    local out = p:read("*a"); p:close()
+    T.eq(out, "True True True\n", "python3 reads them back")
+  end
+  ff.results(path, { a = 0 / 0 }, { nonfinite = "null" })
+  f = io.open(path); text = f:read("*a"); f:close()
+  T.ok(text:find('"a": null', 1, true), "null on request: %s", text)
+  T.raises(function() ff.results(path, { x = { y = 0 / 0 } }, { nonfinite = "error" }) end, "value.x.y is NaN")
+  T.raises(function() ff.results(path, {}, { nonfinte = "null" }) end, "unknown option 'nonfinte'")
+  -- the JSONL log writes the same tokens
+  local lp = tmp("log_nonfinite.jsonl")
+  local s = ff.log.open(lp); s:write{ loss = 0 / 0, g = -math.huge }; s:close()
+  local rec = ff.log.read(lp)[1]
+  T.ok(rec.loss ~= rec.loss and rec.g == -math.huge, "log records keep NaN and -inf apart")
 end)
