@@ -7,6 +7,11 @@ local core = require "fisherflow.core"
 local M = {}
 
 local function infer(name, spec)
+  for k in pairs(spec) do
+    if k ~= 1 and k ~= 2 and k ~= "type" then
+      core.raise(("ff.args: argument '%s': unknown entry '%s' (an argument is { default, \"help\", type = })"):format(name, tostring(k)))
+    end
+  end
   local default, help = spec[1], spec[2]
   local ty = spec.type
   if ty == nil then

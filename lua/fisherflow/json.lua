@@ -104,11 +104,11 @@ local known_opts = { indent = true, nonfinite = true }
 function M.encode(v, opts)
   opts = opts or {}
   for k in pairs(opts) do
-    if not known_opts[k] then error(("json.encode: unknown option '%s' (known: indent, nonfinite)"):format(tostring(k)), 0) end
+    if not known_opts[k] then error(("json.encode: unknown option '%s' (known: indent, nonfinite)"):format(tostring(k)), 2) end
   end
   local nf = opts.nonfinite or "tokens"
   if nf ~= "tokens" and nf ~= "null" and nf ~= "error" then
-    error("json.encode: nonfinite must be tokens, null or error, got " .. tostring(nf), 0)
+    error("json.encode: nonfinite must be tokens, null or error, got " .. tostring(nf), 2)
   end
   return encode(v, opts.indent, 0, {}, nf, "value")
 end

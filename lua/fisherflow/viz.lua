@@ -15,6 +15,23 @@ local function as_tensor(v, what)
   raise(("ff.viz: %s must be a tensor or a table, got %s"):format(what, type(v)))
 end
 
+-- The keys each table of the viz calls may hold (a typo is refused, not ignored).
+local known = {
+  opts   = { width = true, height = true, title = true, meta = true, flow = true },
+  panel  = { title = true, points = true, density = true, trajectories = true, style = true, hist_res = true,
+             log_scale = true, vmin = true, vmax = true, alpha = true, radius = true, color = true, labels = true },
+  series = { label = true, x = true, y = true, marker = true, line = true, smooth = true, color = true },
+  axes   = { xlabel = true, ylabel = true, log_x = true, log_y = true, xmin = true, xmax = true, ymin = true,
+             ymax = true, legend = true, grid = true },
+  simplex_density = { target = true, data = true, samples = true, model = true, res = true, steps = true,
+                      vmin = true, vmax = true, title = true },
+}
+local function check_table(t, what, fname, kind)
+  if t == nil then return end
+  if type(t) ~= "table" then raise(("%s: %s must be a table, got %s"):format(fname, what, type(t))) end
+  util.check_keys(t, known[kind], fname .. ": " .. what, "field")
+end
+
 -- ff_viz_opts from { width =, height =, title =, meta = { key = value } }; keep holds the strings.
 local function viz_opts(t, keep)
   local o = ffi.new("ff_viz_opts")
@@ -91,6 +108,8 @@ function M.install(ff)
   function viz.simplex(path, panels, opts)
     if type(path) ~= "string" then raise("ff.viz.simplex: path must be a string") end
     if type(panels) ~= "table" or #panels == 0 then raise("ff.viz.simplex: panels must be a non-empty list") end
+    check_table(opts, "options", "ff.viz.simplex", "opts")
+    for i, p in ipairs(panels) do check_table(p, "panel " .. i, "ff.viz.simplex", "panel") end
     local keep = {}
     local arr = ffi.new("ff_viz_panel[?]", #panels)
     for i, p in ipairs(panels) do
@@ -134,6 +153,9 @@ function M.install(ff)
   --   ymax =, legend = "auto", grid = true }, opts)
   function viz.lines(path, series, axes, opts)
     if type(series) ~= "table" or #series == 0 then raise("ff.viz.lines: series must be a non-empty list") end
+    for i, s in ipairs(series) do check_table(s, "series " .. i, "ff.viz.lines", "series") end
+    check_table(axes, "axes", "ff.viz.lines", "axes")
+    check_table(opts, "options", "ff.viz.lines", "opts")
     local keep = {}
     local arr = ffi.new("ff_viz_series[?]", #series)
     local function doubles(v, what, i)
@@ -190,13 +212,8 @@ function M.install(ff)
     local fn = "ff.viz.simplex_density"
     if type(path) ~= "string" then raise(fn .. ": path must be a string, got " .. type(path)) end
     if type(t) ~= "table" then raise(fn .. ": expects a table { target =, data =, samples =, model = }") end
-    for key in pairs(t) do
-      if not ({ target = 1, data = 1, samples = 1, model = 1, res = 1, steps = 1, vmin = 1, vmax = 1,
-                title = 1 })[key] then
-        raise(("%s: unknown field '%s' (expected target, data, samples, model, res, steps, vmin, vmax, title)")
-              :format(fn, tostring(key)))
-      end
-    end
+    util.check_keys(t, known.simplex_density, fn, "field")
+    check_table(opts, "options", fn, "opts")
     local res = t.res or (tensor.is_tensor(t.target) and t.target:size(1)) or 96
     if type(res) ~= "number" or res < 1 or res ~= math.floor(res) then
       raise(fn .. ": res must be a positive integer, got " .. tostring(res))

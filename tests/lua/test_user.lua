@@ -84,3 +84,116 @@ T.test("results: NaN, inf and -inf stay apart and read back (here and in Python'
   local rec = ff.log.read(lp)[1]
   T.ok(rec.loss ~= rec.loss and rec.g == -math.huge, "log records keep NaN and -inf apart")
 end)
+
+local ffi = require "ffi"
+ffi.cdef [[ long readlink(const char *path, char *buf, size_t size); ]]
+local function runner()
+  local buf = ffi.new("char[4096]")
+  return ffi.string(buf, ffi.C.readlink("/proc/self/exe", buf, 4095))
+end
+-- Runs a script (text) through the runner: stdout and stderr together, and the exit status.
+local function run_script(name, text, args, env)
+  local path = tmp(name)
+  local f = assert(io.open(path, "w")); f:write(text); f:close()
+  local p = io.popen(("%s'%s' run %s %s 2>&1; echo \"rc=$?\""):format(env or "", runner(), path, args or ""))
+  local out = p:read("*a"); p:close()
+  return out:gsub("rc=%d+%s*$", ""), tonumber(out:match("rc=(%d+)%s*$"))
+end
+
+local function small_flow(seed)
+  return ff.flow{ k = 1, d = 2, seed = seed or 1, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+end
+
+T.test("options: every options table refuses a misspelt key, naming it", function()
+  local f = small_flow()
+  local x = ff.data.smiley{ n = 20, seed = 1 }
+  local cases = {
+    { function() f:sample(10, { step = 10 }) end, "flow:sample: unknown option 'step'" },
+    { function() f:log_prob(x, { step = 5 }) end, "flow:log_prob: unknown option 'step'" },
+    { function() f:density{ resolutoin = 4 } end, "flow:density: unknown option 'resolutoin'" },
+    { function() ff.data.smiley{ N = 10 } end, "ff.data.smiley: unknown option 'N'" },
+    { function() ff.data.smiley{ n = 10, sed = 3 } end, "ff.data.smiley: unknown option 'sed'" },
+    { function() ff.data.smiley_density{ re = 8 } end, "ff.data.smiley_density: unknown option 're'" },
+    { function() ff.data.smiley_masses{ res = 8, M = 3 } end, "ff.data.smiley_masses: unknown option 'M'" },
+    { function() ff.data.toy_categorical{ k = 2, K = 3, sede = 1 } end, "ff.data.toy_categorical: unknown option 'sede'" },
+    { function() ff.data.sample_categorical(ff.data.toy_categorical{ k = 2, K = 3 }, 5, { see = 1 }) end,
+      "ff.data.sample_categorical: unknown option 'see'" },
+    { function() ff.data.sequences("x.txt", { alphabet = "AC", fromat = "lines" }) end, "ff.data.sequences: unknown option 'fromat'" },
+    { function() ff.metrics.simplex_hist(x, { bin = 8 }) end, "ff.metrics.simplex_hist: unknown option 'bin'" },
+    { function() ff.metrics.simplex(x, ff.data.smiley_masses{ res = 4, m = 16 }, { bins = 4, flor = x }) end,
+      "ff.metrics.simplex: unknown option 'flor'" },
+    { function() ff.metrics.kl_raw(x, x, { res = 4 }) end, "ff.metrics.kl_raw: unknown option 'res'" },
+    { function() ff.viz.simplex(tmp("o.png"), { { points = x, titel = "a" } }) end, "ff.viz.simplex: panel 1: unknown field 'titel'" },
+    { function() ff.viz.simplex(tmp("o.png"), { { points = x } }, { widht = 10 }) end, "ff.viz.simplex: options: unknown field 'widht'" },
+    { function() ff.viz.lines(tmp("o.png"), { { y = { 1, 2 }, lable = "a" } }) end, "ff.viz.lines: series 1: unknown field 'lable'" },
+    { function() ff.viz.lines(tmp("o.png"), { { y = { 1, 2 } } }, { logy = true }) end, "ff.viz.lines: axes: unknown field 'logy'" },
+    { function() ff.viz.lines(tmp("o.png"), { { y = { 1, 2 } } }, {}, { titel = "x" }) end, "ff.viz.lines: options: unknown field 'titel'" },
+    { function() ff.viz.simplex_density(tmp("o.png"), { samples = x }, { hieght = 3 }) end,
+      "ff.viz.simplex_density: options: unknown field 'hieght'" },
+    { function() ff.progress{ total = 3, lable = "x" } end, "ff.progress: unknown option 'lable'" },
+    { function() ff.log.open(tmp("l.jsonl"), { apend = true }) end, "ff.log.open: unknown option 'apend'" },
+    { function() ff.json.encode({}, { indnet = true }) end, "json.encode: unknown option 'indnet'" },
+    { function() ff.args({ steps = { 3, "steps", typ = "number" } }, {}) end, "argument 'steps': unknown entry 'typ'" },
+    { function() ff.checkpoint.flow(tmp("none.safetensors"), { sorce = 1 }) end, "" },
+    { function() ff.source.lua{ name = "typo_src", sample = function() end, log_porb = function() end } end,
+      "ff.source.lua \"typo_src\": unknown function 'log_porb' (known: create, log_prob, sample)" },
+  }
+  for i, c in ipairs(cases) do
+    local err = T.raises(c[1], c[2])
+    T.ok(tostring(err):find("test_user.lua:%d+:"), "case %d: the error points at the caller: %s", i, tostring(err))
+  end
+  -- plain fields on a Lua plugin are its own state, not options
+  local src = ff.source.lua{ name = "stateful_src", alpha = 0.5, sample = function(self, rng, out) end }
+  T.eq(src.alpha, 0.5, "plugin state kept")
+end)
+
+T.test("options: ff.checkpoint.flow refuses an unknown override", function()
+  local f = small_flow()
+  local path = tmp("ckpt_keys.safetensors")
+  f:save(path)
+  T.raises(function() ff.checkpoint.flow(path, { sorce = "uniform_sphere" }) end, "ff.checkpoint.flow: unknown override 'sorce'")
+end)
+
+T.test("progress: sampling in batches from Lua draws what one C call draws", function()
+  local a, b = small_flow(7), small_flow(7)
+  local x = a:sample(300, { batch = 64, steps = 5, progress = false })
+  local o = ff.C.ff_flow_default_sample_opts()
+  o.batch, o.steps = 64, 5
+  local y = ff.zeros(300, 1, 3)
+  ff.check(ff.C.ff_flow_sample(b.ptr, y, nil, nil, o, nil))
+  for i = 0, 899 do T.eq(x.data[i], y.data[i], "sample value " .. i) end
+  -- log_prob in batches of 100 against one call over all 300 rows (exact estimator: no draws)
+  local l1 = a:log_prob(x, { steps = 4, batch = 100, progress = false, estimator = "exact" })
+  local l2 = a:log_prob(x, { steps = 4, batch = 300, estimator = "exact" })
+  for i = 0, 299 do
+    local u, v = l1.data[i], l2.data[i]
+    if v == -math.huge then T.eq(u, v, "log_prob " .. i .. " outside the support")
+    else T.near(u, v, 1e-4 * math.max(1, math.abs(v)), "log_prob " .. i) end
+  end
+  T.raises(function() a:sample(10, { batch = 0.5 }) end, "batch must be a positive integer")
+  T.raises(function() a:sample(10, { x0 = ff.zeros(3, 1, 3) }) end, "x0 has 3 rows, n = 10")
+end)
+
+T.test("progress: long sampling and density evaluation show a line (not a terminal: every 10 %)", function()
+  local script = [[
+local ff = require "fisherflow"
+local f = ff.flow{ k = 1, d = 2, seed = 1, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+local quiet = ...
+local p = true
+if quiet == "quiet" then p = nil end
+f:sample(200, { batch = 20, steps = 2, progress = p })
+f:density{ res = 8, steps = 2, batch = 16, progress = p }
+f:log_prob(ff.data.smiley{ n = 40 }, { steps = 2, batch = 10, progress = p })
+print("done")
+]]
+  local out, rc = run_script("progress_script.lua", script)
+  T.eq(rc, 0, "status: " .. out)
+  T.ok(out:find("sample 200/200 (100%)", 1, true), "sample line: %s", out)
+  T.ok(out:find("sample 20/200 (10%)", 1, true), "a line every 10 %%: %s", out)
+  T.ok(out:find("density 64/64 (100%)", 1, true), "density line: %s", out)
+  T.ok(out:find("log_prob 40/40 (100%)", 1, true), "log_prob line: %s", out)
+  -- progress = nil: calls shorter than two seconds stay silent
+  out, rc = run_script("progress_script.lua", script, "quiet")
+  T.eq(rc, 0, "status: " .. out)
+  T.ok(not out:find("sample", 1, true) and not out:find("density", 1, true), "short calls are silent: %s", out)
+end)
