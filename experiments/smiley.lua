@@ -82,7 +82,7 @@ ff.viz.simplex(arg.out .. ".png", {
     vmin = c.vmin, vmax = c.vmax },
   density and { title = "model density (log_prob)", density = density, vmin = c.vmin, vmax = c.vmax }
           or { title = "samples (scatter)", points = x, alpha = 0.05 },
-}, { title = ("Fisher flow on the smiley: %s geometry, %s source, %s coupling, %d steps"):format(
+}, { flow = flow, title = ("Fisher flow on the smiley: %s geometry, %s source, %s coupling, %d steps"):format(
   arg.geometry, arg.source, arg.coupler, arg.steps) })
 ff.results(arg.out .. ".json", {
   args = arg, parameters = flow:numel(), loss_first = hist.loss_first or ff.json.null, loss_last = hist:last("loss", 100),

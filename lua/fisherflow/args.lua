@@ -124,6 +124,9 @@ function M.parse(specs, argv)
     args[a.name] = value
     i = i + 1
   end
+  local resolved = {}
+  for k, v in pairs(args) do resolved[k] = v end
+  M.resolved = resolved            -- the latest parse, defaults included (viz writes it into PNGs)
   return setmetatable(args, {
     __index = function(_, k)
       if known[k] then return nil end

@@ -29,6 +29,15 @@ local ff = {
 
 function ff.seed(s) return random.seed(s) end
 
+-- ff.threads([n]) -> { threads =, blas = "0.3.21", core = "Haswell" }: OpenBLAS's thread count (the
+-- library's only threads; threads.h), after setting it to n when given. The runner sets it from
+-- `fisherflow run --threads N` or FISHERFLOW_THREADS.
+function ff.threads(n)
+  if n ~= nil then core.check(core.C.ff_threads_set(type(n) == "number" and n or -1)) end
+  return { threads = core.C.ff_threads_get(), blas = core.ffi.string(core.C.ff_blas_version()),
+           core = core.ffi.string(core.C.ff_blas_corename()) }
+end
+
 -- ff.plugin(kind, name, opts) -> spec; ff.plugin.find(kind, name) -> desc | nil, err;
 -- ff.plugin.list() -> found, refused; ff.plugins() -> found.
 ff.plugin = setmetatable({ find = plugin.find, list = plugin.list, report = plugin.report,

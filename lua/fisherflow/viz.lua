@@ -4,6 +4,7 @@ local core   = require "fisherflow.core"
 local tensor = require "fisherflow.tensor"
 local json   = require "fisherflow.json"
 local util   = require "fisherflow.util"
+local random = require "fisherflow.random"
 local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
@@ -55,7 +56,13 @@ local function viz_opts(t, keep)
   return o
 end
 
--- Metadata every picture gets: the script and its arguments.
+-- Metadata every picture gets (besides Software = "fisherflow <version>", which viz writes):
+--   script     the script's path          args       its command line as typed
+--   arguments  JSON of every ff.args value, defaults included (the latest ff.args call)
+--   seed       ff.seed's seed (the default stream's, and the default of every flow)
+--   commit     the source tree's commit the runner was built from, when known
+--   flow       the flow's configuration JSON (ff_flow_config_json_of), when opts.flow is given
+-- The caller's own opts.meta entries come last and win.
 local function default_meta(t)
   t = t or {}
   local meta = {}
@@ -64,10 +71,18 @@ local function default_meta(t)
     meta.script = script.path
     meta.args = table.concat(script.args, " ")
   end
+  local args = package.loaded["fisherflow.args"]
+  if args and args.resolved then meta.arguments = json.encode(args.resolved) end
+  meta.seed = tostring(random.default_seed)
+  if core.config.commit then meta.commit = core.config.commit end
+  if t.flow ~= nil then
+    if type(t.flow) ~= "table" or t.flow.ptr == nil then raise("ff.viz: flow must be a flow (ff.flow{...}), got " .. type(t.flow)) end
+    meta.flow = ffi.string(C.ff_flow_config_json_of(t.flow.ptr))
+  end
   for k, v in pairs(t.meta or {}) do meta[k] = v end
   local copy = {}
   for k, v in pairs(t) do copy[k] = v end
-  copy.meta = meta
+  copy.meta, copy.flow = meta, nil
   return copy
 end
 
@@ -276,8 +291,11 @@ function M.install(ff)
       if not (vmax > vmin) then vmax = 0 end   -- a flat or empty first panel: let viz scale each panel
     end
     for _, pnl in ipairs(panels) do pnl.vmin, pnl.vmax = vmin, vmax end
-    opts = opts or {}
-    if t.title and opts.title == nil then opts.title = t.title end
+    local o = {}
+    for k, v in pairs(opts or {}) do o[k] = v end
+    if t.title and o.title == nil then o.title = t.title end
+    if t.model ~= nil and o.flow == nil then o.flow = t.model end
+    opts = o
     return viz.simplex(path, panels, opts), panels
   end
 

@@ -112,6 +112,7 @@ local function run(script_text, args)
   -- run from the script's directory: Lua shortens chunk names over 60 characters ("...")
   local p = io.popen(("cd '%s' && '%s' run script.lua %s 2>&1; echo \"rc=$?\""):format(dir, runner_path(), args or ""))
   local out = p:read("*a"); p:close()
+  out = out:gsub("^fisherflow [^\n]*: %d+ threads?, OpenBLAS [^\n]*\n", "", 1)   -- the runner's start line
   return out, tonumber(out:match("rc=(%d+)%s*$")), "script.lua"
 end
 

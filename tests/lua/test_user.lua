@@ -197,3 +197,76 @@ print("done")
   T.eq(rc, 0, "status: " .. out)
   T.ok(not out:find("sample", 1, true) and not out:find("density", 1, true), "short calls are silent: %s", out)
 end)
+
+-- The text chunks of a PNG file: { key = value } (tEXt, and uncompressed iTXt).
+local function png_text(path)
+  local f = assert(io.open(path, "rb")); local s = f:read("*a"); f:close()
+  T.eq(s:sub(1, 8), "\137PNG\r\n\26\n", "PNG signature")
+  local out, pos = {}, 9
+  while pos + 8 <= #s do
+    local a, b, c, d = s:byte(pos, pos + 3)
+    local len = ((a * 256 + b) * 256 + c) * 256 + d
+    local kind, data = s:sub(pos + 4, pos + 7), s:sub(pos + 8, pos + 7 + len)
+    if kind == "tEXt" then
+      local k, v = data:match("^([^%z]+)%z(.*)$"); out[k] = v
+    elseif kind == "iTXt" then
+      local k, flag, rest = data:match("^([^%z]+)%z(.).(.*)$")
+      T.eq(flag, "\0", "iTXt uncompressed")
+      out[k] = rest:match("^[^%z]*%z[^%z]*%z(.*)$")
+    end
+    pos = pos + 12 + len
+  end
+  return out
+end
+
+T.test("viz: every PNG carries the run's whole configuration in its text chunks", function()
+  local png = tmp("meta/config.png")
+  local script = ([[
+local ff = require "fisherflow"
+local arg = ff.args { seed = { 7, "seed" }, steps = { 3, "steps" }, name = { "ünï", "a UTF-8 default" } }
+ff.seed(arg.seed)
+local f = ff.flow{ k = 1, d = 2, seed = arg.seed, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+ff.viz.simplex(%q, { { points = f:sample(50, { steps = 2 }) } }, { flow = f, meta = { note = "mine" } })
+ff.viz.simplex_density(%q, { model = f, res = 6, steps = 2 })
+]]):format(png, png .. ".2.png")
+  local out, rc = run_script("meta_script.lua", script, "--steps 5")
+  T.eq(rc, 0, "status: " .. out)
+  for _, path in ipairs({ png, png .. ".2.png" }) do
+    local t = png_text(path)
+    T.eq(t.Software, "fisherflow " .. ff.version, "version")
+    T.ok(t.script and t.script:find("meta_script.lua", 1, true), "script: %s", tostring(t.script))
+    T.eq(t.args, "--steps 5", "the command line as typed")
+    local a = ff.json.decode(t.arguments or "null")
+    T.eq(a.steps, 5, "resolved steps"); T.eq(a.seed, 7, "the default seed is there"); T.eq(a.name, "ünï", "UTF-8 value")
+    T.eq(t.seed, "7", "ff.seed's seed")
+    local cfg = ff.json.decode(t.flow or "null")
+    T.eq(cfg.seed, 7, "the flow's configuration"); T.eq(cfg.network.name, "bmlp", "flow network")
+    if ff.C and package.loaded["fisherflow.config"].commit then
+      T.eq(t.commit, package.loaded["fisherflow.config"].commit, "commit")
+    end
+  end
+  T.eq(png_text(png).note, "mine", "the caller's own entries")
+end)
+
+T.test("threads: --threads and FISHERFLOW_THREADS set OpenBLAS's threads, printed at start", function()
+  local script = 'local ff = require "fisherflow"; print("threads=" .. ff.threads().threads)\n'
+  local out, rc = run_script("threads_script.lua", script, "", "FISHERFLOW_THREADS=2 ")
+  T.eq(rc, 0, "status: " .. out)
+  T.ok(out:find("threads=2", 1, true), "env: %s", out)
+  local first = out:match("^[^\n]*")
+  T.ok(first:find("^fisherflow " .. ff.version:gsub("%.", "%%.")) and first:find(": 2 threads, OpenBLAS [%d.]+ %(%w+%)$"),
+       "start line: %s", first)
+  local path = tmp("threads_script.lua")
+  local p = io.popen(("FISHERFLOW_THREADS=2 '%s' run --threads 1 '%s' 2>&1"):format(runner(), path))
+  out = p:read("*a"); p:close()
+  T.ok(out:find("threads=1", 1, true) and out:find(": 1 thread, OpenBLAS", 1, true), "--threads wins: %s", out)
+  p = io.popen(("'%s' run --threads=3 '%s' 2>&1"):format(runner(), path))
+  out = p:read("*a"); p:close()
+  T.ok(out:find("threads=3", 1, true), "--threads=3: %s", out)
+  p = io.popen(("'%s' run --threads zero '%s' 2>&1; echo rc=$?"):format(runner(), path))
+  out = p:read("*a"); p:close()
+  T.ok(out:find("--threads: 'zero' is not a thread count", 1, true) and out:find("rc=1", 1, true), "bad value: %s", out)
+  T.eq(ff.threads(1).threads, 1, "ff.threads(n) sets")
+  local info = ff.threads()
+  T.ok(type(info.blas) == "string" and type(info.core) == "string", "blas version and core name")
+end)
