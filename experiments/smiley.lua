@@ -13,7 +13,7 @@
 -- nll_outside counts them.
 --   fisherflow run experiments/smiley.lua            (defaults: 83 s on 2 quiet cores)
 --   fisherflow run experiments/smiley.lua --geometry simplex --source dirichlet --coupler independent
---   fisherflow run experiments/smiley.lua --checkpoint_every 500 --resume   (rerun after a crash)
+--   fisherflow run experiments/smiley.lua --checkpoint-every 500 --resume   (rerun after a crash)
 local ff = require "fisherflow"
 
 local arg = ff.args {

@@ -67,6 +67,8 @@ function M.help_text(specs, script)
     lines[#lines + 1] = ("  %-" .. width .. "s  %s%s"):format(r[1], a.help, d)
   end
   lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format("--help", "show this list and exit")
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Names are written with dashes (--weight-decay); the underscore form (--weight_decay) is accepted too."
   return table.concat(lines, "\n") .. "\n"
 end
 
