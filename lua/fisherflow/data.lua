@@ -8,14 +8,7 @@ local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 local M = {}
 
 local util   = require "fisherflow.util"
-
--- The options table of fname: nil -> {}, anything but a table refused, unknown keys refused.
-local function opts_of(fname, t, known)
-  if t == nil then return {} end
-  if type(t) ~= "table" then raise(("%s: options must be a table, got %s"):format(fname, type(t))) end
-  util.check_keys(t, known, fname, "option")
-  return t
-end
+local opts_of = util.options
 
 local function rng_of(t, fname)
   if t.rng ~= nil then return t.rng end

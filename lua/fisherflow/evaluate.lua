@@ -13,12 +13,7 @@ local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 local M = {}
 local PROGRESS_AFTER = 2      -- seconds before a progress line appears (progress = nil)
 
-local function options(fname, t, known)
-  if t == nil then return {} end
-  if type(t) ~= "table" then raise(("%s: options must be a table, got %s"):format(fname, type(t))) end
-  util.check_keys(t, known, fname, "option")
-  return t
-end
+local options = util.options
 
 local function batch_of(fname, v, default)
   if v == nil or v == 0 then return default end

@@ -29,9 +29,7 @@ function M.install(ff)
   if not core.has("ff_simplex_hist") then return end
 
   local function bins_of(fname, t, known)
-    t = t or {}
-    if type(t) ~= "table" then raise(("%s: options must be a table, got %s"):format(fname, type(t))) end
-    util.check_keys(t, known, fname, "option")
+    t = util.options(fname, t, known)
     local res = t.bins or 64
     if type(res) ~= "number" or res < 1 or res ~= math.floor(res) then
       raise(("%s: bins must be a positive integer, got %s"):format(fname, tostring(res)))
@@ -128,8 +126,7 @@ function M.install(ff)
   function metrics.nll(lq, t)
     local fname = "ff.metrics.nll"
     if not tensor.is_tensor(lq) or lq.ndim ~= 1 then raise(fname .. ": log_q must be a [n] tensor (flow:log_prob's)") end
-    t = t or {}
-    util.check_keys(t, { d = true, k = true, eps = true }, fname, "option")
+    t = util.options(fname, t, { d = true, k = true, eps = true })
     local d, k, eps = t.d, t.k or 1, t.eps or 1e-3
     local function posint(name, v)
       if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then

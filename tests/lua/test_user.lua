@@ -85,12 +85,7 @@ T.test("results: NaN, inf and -inf stay apart and read back (here and in Python'
   T.ok(rec.loss ~= rec.loss and rec.g == -math.huge, "log records keep NaN and -inf apart")
 end)
 
-local ffi = require "ffi"
-ffi.cdef [[ long readlink(const char *path, char *buf, size_t size); ]]
-local function runner()
-  local buf = ffi.new("char[4096]")
-  return ffi.string(buf, ffi.C.readlink("/proc/self/exe", buf, 4095))
-end
+local runner = T.runner
 -- Runs a script (text) through the runner: stdout and stderr together, and the exit status.
 local function run_script(name, text, args, env)
   local path = tmp(name)
