@@ -13,7 +13,7 @@
 -- setting of the first toy rows in docs/RESULTS.md. The .json also holds endpoint diagnostics: the
 -- mean of max_c p_c over the sampled simplex points and the fractions above 0.5 and 0.99 (1 = at a
 -- vertex), and the entropy of the model histogram against the truth's.
---   fisherflow run experiments/toy_dfm.lua --K 20 --checkpoint_every 500 --resume   (rerun after a crash)
+--   fisherflow run experiments/toy_dfm.lua --K 20 --checkpoint-every 500 --resume   (rerun after a crash)
 local ff = require "fisherflow"
 
 local arg = ff.args {
@@ -28,7 +28,7 @@ local arg = ff.args {
   schedule = { "constant",  "lr schedule: constant | cosine (to lr/100 at --steps)" },
   samples  = { 512000,     "samples for the KL histogram, drawn in batches of 2,048" },
   seed     = { 1,          "seed of the true table, the model and every draw" },
-  out      = { "out/toy",  "output prefix (.json, .jsonl; .safetensors with --checkpoint_every)" },
+  out      = { "out/toy",  "output prefix (.json, .jsonl; .safetensors with --checkpoint-every)" },
   checkpoint_every = { 0,  "save <out>.safetensors every this many steps and at the end (0: never)" },
   resume   = { false,      "continue from <out>.safetensors if it exists (--steps stays the total)" },
 }
@@ -36,7 +36,7 @@ ff.seed(arg.seed)
 local k, K = 4, arg.K
 if arg.schedule ~= "constant" and arg.schedule ~= "cosine" then error("--schedule must be constant or cosine", 0) end
 if arg.resume and arg.checkpoint_every <= 0 then   -- as flow:fit's "resume needs checkpoint = path"
-  error("--resume needs --checkpoint_every > 0 (without it no checkpoint is ever written to resume from)", 0)
+  error("--resume needs --checkpoint-every > 0 (without it no checkpoint is ever written to resume from)", 0)
 end
 local source = arg.source ~= "auto" and arg.source or (arg.geometry == "sphere" and "uniform_sphere" or "dirichlet")
 

@@ -10,7 +10,7 @@
 # Paper budget (does not fit a laptop): --steps 98000 --samples 512000.
 # Every run keeps its final weights in <run>.safetensors, so it can be evaluated again with more
 # samples without retraining: copy <run>.{safetensors,jsonl} to a new prefix P and run
-#   fisherflow run experiments/toy_dfm.lua <the run's options> --out P --checkpoint_every S --resume --samples N
+#   fisherflow run experiments/toy_dfm.lua <the run's options> --out P --checkpoint-every S --resume --samples N
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,7 +43,7 @@ export bin steps samples seed ema
 if [ ${#runs[@]} -gt 0 ]; then
   printf '%s\n' "${runs[@]}" | xargs -P "$jobs" -L 1 bash -c '
     OPENBLAS_NUM_THREADS=1 "$bin" run experiments/toy_dfm.lua --geometry "$0" --coupler "$1" --K "$2" \
-      --steps "$steps" --samples "$samples" --seed "$seed" --ema "$ema" --checkpoint_every "$steps" --out "$3" > "$3.log" 2>&1 \
+      --steps "$steps" --samples "$samples" --seed "$seed" --ema "$ema" --checkpoint-every "$steps" --out "$3" > "$3.log" 2>&1 \
       && tail -n 1 "$3.log" || { echo "FAILED: $3 (see $3.log)"; exit 0; }'
 fi
 "$bin" run experiments/toy_sweep.lua --dir "$out"

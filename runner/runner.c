@@ -3,6 +3,8 @@
  * directory, so an install works in whatever prefix it was put), tells
  * lua/fisherflow/core.lua where libfisherflow is, and runs `run SCRIPT [--key value ...]`,
  * `plugins`, `--version`, `--help`. Script errors print "fisherflow: script.lua:12: message" + exit 1.
+ * `run [--threads N] SCRIPT` (or FISHERFLOW_THREADS=N) sets the thread count (threads.h); every run
+ * starts with one line on stderr: version, commit, threads, OpenBLAS version and kernel.
  */
 #include <dlfcn.h>
 #include <limits.h>
@@ -15,10 +17,13 @@
 #include <lualib.h>
 #include <luajit.h>
 #include "fisherflow/fisherflow.h"
+#include "ff_commit.h"        /* FF_GIT_COMMIT: the source tree's commit at build time, "" if unknown */
 
 static void usage(FILE *f) {
     fprintf(f,
         "usage: fisherflow run SCRIPT.lua [--key value | --flag ...]   run an experiment script\n"
+        "       fisherflow run --threads N SCRIPT.lua ...             the same with N threads (OpenBLAS's,\n"
+        "                                                             the only ones; or FISHERFLOW_THREADS=N)\n"
         "       fisherflow run SCRIPT.lua --help                      list the script's arguments\n"
         "       fisherflow plugins                                    list the plugins found\n"
         "       fisherflow --version | --help\n");
@@ -113,6 +118,7 @@ static void setup_lua(lua_State *L, const paths *p, const char *script_dir) {
     set_field(L, "lua_dir", p->lua_dir);
     set_field(L, "gen_dir", p->gen_dir);
     set_field(L, "version", ff_version());
+    if (FF_GIT_COMMIT[0]) set_field(L, "commit", FF_GIT_COMMIT);
     lua_pushboolean(L, p->build_tree);
     lua_setfield(L, -2, "build_tree");
     lua_setfield(L, -2, "fisherflow.config");
@@ -185,6 +191,9 @@ static int run_script(lua_State *L, const char *script, int argc, char **argv) {
         lua_pop(L, 1);
         return 1;
     }
+    char line[256];                  /* the start line, once the script is known to load */
+    ff_threads_describe(line, sizeof line);
+    fprintf(stderr, "fisherflow %s%s%s: %s\n", ff_version(), FF_GIT_COMMIT[0] ? ", commit " : "", FF_GIT_COMMIT, line);
     for (int i = 0; i < argc; i++) lua_pushstring(L, argv[i]);   /* also as `...` */
     return protected_call(L, argc);
 }
@@ -214,8 +223,28 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 1;
     }
-    if (is_run && argc < 3) {
-        fprintf(stderr, "fisherflow: run needs a script (fisherflow run SCRIPT.lua [args])\n");
+    int script_at = 2;                /* argv index of the script */
+    if (is_run) {
+        /* the thread count: --threads N (before the script) wins over FISHERFLOW_THREADS */
+        const char *threads = NULL, *what = "FISHERFLOW_THREADS";
+        const char *env = getenv("FISHERFLOW_THREADS");
+        if (env && env[0]) threads = env;
+        if (argc > 2 && !strncmp(argv[2], "--threads", 9)) {
+            if (argv[2][9] == '=') { threads = argv[2] + 10; script_at = 3; }
+            else if (argv[2][9] == '\0' && argc > 3) { threads = argv[3]; script_at = 4; }
+            else { fprintf(stderr, "fisherflow: --threads needs a value (fisherflow run --threads N SCRIPT.lua)\n"); return 1; }
+            what = "--threads";
+        }
+        if (threads) {
+            int n;
+            if (ff_threads_parse(threads, what, &n) != FF_OK || ff_threads_set(n) != FF_OK) {
+                fprintf(stderr, "fisherflow: %s\n", ff_last_error());
+                return 1;
+            }
+        }
+    }
+    if (is_run && argc <= script_at) {
+        fprintf(stderr, "fisherflow: run needs a script (fisherflow run [--threads N] SCRIPT.lua [args])\n");
         return 1;
     }
 
@@ -224,7 +253,7 @@ int main(int argc, char **argv) {
 
     char script_dir[PATH_MAX] = ".";
     if (is_run) {
-        snprintf(script_dir, sizeof script_dir, "%s", argv[2]);
+        snprintf(script_dir, sizeof script_dir, "%s", argv[script_at]);
         char *slash = strrchr(script_dir, '/');
         if (slash) *slash = '\0'; else strcpy(script_dir, ".");
     }
@@ -233,7 +262,7 @@ int main(int argc, char **argv) {
     if (!L) { fprintf(stderr, "fisherflow: cannot create a Lua state (out of memory)\n"); return 1; }
     luaL_openlibs(L);
     setup_lua(L, &p, script_dir);
-    int rc = is_run ? run_script(L, argv[2], argc - 3, argv + 3) : list_plugins(L);
+    int rc = is_run ? run_script(L, argv[script_at], argc - script_at - 1, argv + script_at + 1) : list_plugins(L);
     fflush(stdout);
     lua_close(L);                 /* runs every finalizer: tensors and flows are freed */
     return rc;

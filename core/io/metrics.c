@@ -45,37 +45,112 @@ int ff_simplex_grid_centre(int64_t cell, int64_t res, double p[3]) {
     return 0;
 }
 
-ff_status ff_simplex_hist(const ff_tensor_t *points, int64_t res, ff_tensor_t *hist, int64_t *off) {
-    char b1[64], b2[64];
-    if (!points || !hist) return ff_errorf(FF_EINVAL, "ff_simplex_hist: NULL argument");
-    if (res < 1) return ff_errorf(FF_EINVAL, "ff_simplex_hist: res %lld < 1", (long long)res);
+/* Counts of points [n, 3] or [n, 1, 3] per cell into count [res*res] (calloc'd, caller frees);
+ * *kept / *skipped: points on / off the simplex. */
+static ff_status simplex_counts(const char *fn, const ff_tensor_t *points, int64_t res, int64_t **count,
+                                int64_t *kept, int64_t *skipped) {
+    char b1[64];
     int ok2 = points->ndim == 2 && points->shape[1] == 3;
     int ok3 = points->ndim == 3 && points->shape[1] == 1 && points->shape[2] == 3;
     if (!ok2 && !ok3)
-        return ff_errorf(FF_ESHAPE, "ff_simplex_hist: points [%s], expected [n, 3] or [n, 1, 3]",
+        return ff_errorf(FF_ESHAPE, "%s: points [%s], expected [n, 3] or [n, 1, 3]", fn,
                          ff_shape_str(points, b1, sizeof b1));
-    if (ff_tensor_numel(hist) != res * res || !ff_tensor_is_contiguous(hist))
-        return ff_errorf(FF_ESHAPE, "ff_simplex_hist: hist [%s], expected %lld contiguous cells (res %lld)",
-                         ff_shape_str(hist, b2, sizeof b2), (long long)(res * res), (long long)res);
-    int64_t n = points->shape[0], kept = 0, skipped = 0;
-    int64_t *count = calloc((size_t)(res * res), sizeof *count);
-    if (!count) return ff_errorf(FF_ENOMEM, "ff_simplex_hist: out of memory");
+    int64_t n = points->shape[0];
+    int64_t *c = calloc((size_t)(res * res), sizeof *c);
+    if (!c) return ff_errorf(FF_ENOMEM, "%s: out of memory", fn);
     int64_t last = points->ndim - 1;
+    *kept = *skipped = 0;
     for (int64_t r = 0; r < n; r++) {
         const float *q = points->data + r * points->stride[0];
         double pa = q[0], pb = q[points->stride[last]], pc = q[2 * points->stride[last]];
         int64_t cell = ff_simplex_grid_cell(pa, pb, pc, res);
-        if (cell < 0) { skipped++; continue; }
-        count[cell]++;
-        kept++;
+        if (cell < 0) { (*skipped)++; continue; }
+        c[cell]++;
+        (*kept)++;
     }
-    if (off) *off = skipped;
-    if (kept == 0) {
-        free(count);
-        return ff_errorf(FF_EINVAL, "ff_simplex_hist: none of the %lld points is on the simplex", (long long)n);
+    if (*kept == 0) {
+        free(c);
+        return ff_errorf(FF_EINVAL, "%s: none of the %lld points is on the simplex", fn, (long long)n);
     }
+    *count = c;
+    return FF_OK;
+}
+
+ff_status ff_simplex_hist(const ff_tensor_t *points, int64_t res, ff_tensor_t *hist, int64_t *off) {
+    const char *fn = "ff_simplex_hist";
+    char b2[64];
+    if (!points || !hist) return ff_errorf(FF_EINVAL, "%s: NULL argument", fn);
+    if (res < 1) return ff_errorf(FF_EINVAL, "%s: res %lld < 1", fn, (long long)res);
+    if (ff_tensor_numel(hist) != res * res || !ff_tensor_is_contiguous(hist))
+        return ff_errorf(FF_ESHAPE, "%s: hist [%s], expected %lld contiguous cells (res %lld)", fn,
+                         ff_shape_str(hist, b2, sizeof b2), (long long)(res * res), (long long)res);
+    int64_t *count = NULL, kept, skipped;
+    ff_status s = simplex_counts(fn, points, res, &count, &kept, &skipped);
+    if (off) *off = s == FF_OK ? skipped : 0;
+    if (s != FF_OK) return s;
     for (int64_t c = 0; c < res * res; c++) hist->data[c] = (float)((double)count[c] / (double)kept);
     free(count);
+    return FF_OK;
+}
+
+ff_status ff_simplex_metrics_compute(const ff_tensor_t *points, const ff_tensor_t *masses, int64_t res,
+                                     ff_simplex_metrics *out) {
+    const char *fn = "ff_simplex_metrics_compute";
+    char b2[64];
+    if (!points || !masses || !out) return ff_errorf(FF_EINVAL, "%s: NULL argument", fn);
+    if (res < 1) return ff_errorf(FF_EINVAL, "%s: res %lld < 1", fn, (long long)res);
+    int64_t m = res * res;
+    if (ff_tensor_numel(masses) != m || !ff_tensor_is_contiguous(masses))
+        return ff_errorf(FF_ESHAPE, "%s: masses [%s], expected %lld contiguous cells (res %lld)", fn,
+                         ff_shape_str(masses, b2, sizeof b2), (long long)m, (long long)res);
+    double sp = 0;
+    for (int64_t i = 0; i < m; i++) {
+        float v = masses->data[i];
+        if (!isfinite(v) || v < 0)
+            return ff_errorf(FF_EINVAL, "%s: target mass of cell %lld is %g", fn, (long long)i, v);
+        sp += v;
+    }
+    if (fabs(sp - 1) > 1e-3) return ff_errorf(FF_EINVAL, "%s: target masses sum to %.6g, expected 1", fn, sp);
+    int64_t *count = NULL, n, skipped;
+    FF_TRY(simplex_counts(fn, points, res, &count, &n, &skipped));
+    ff_simplex_metrics r = { 0, 0, n, skipped, 0, 0 };
+    double dn = (double)n, denom = dn + 0.5 * (double)m;
+    for (int64_t i = 0; i < m; i++) {
+        double p = masses->data[i] / sp, q = (double)count[i] / dn;
+        r.tv += fabs(q - p);
+        if (p > 0 && count[i] == 0) r.missed++;
+        if (p == 0 && count[i] > 0) r.outside++;
+        if (p > 0) r.kl += p * log(p / (((double)count[i] + 0.5) / denom));
+    }
+    r.tv *= 0.5;
+    free(count);
+    *out = r;
+    return FF_OK;
+}
+
+double ff_log_uniform_simplex(int64_t k, int64_t d) {
+    return (double)k * lgamma((double)d + 1.0);
+}
+
+ff_status ff_nll_mixture(const float *log_q, int64_t n, double log_u, double eps, ff_nll_stats *out) {
+    const char *fn = "ff_nll_mixture";
+    if (!log_q || !out) return ff_errorf(FF_EINVAL, "%s: NULL argument", fn);
+    if (n < 1) return ff_errorf(FF_EINVAL, "%s: n = %lld points", fn, (long long)n);
+    if (!(eps > 0 && eps < 1)) return ff_errorf(FF_EINVAL, "%s: eps = %g, expected 0 < eps < 1", fn, eps);
+    if (!isfinite(log_u)) return ff_errorf(FF_EINVAL, "%s: log_u = %g is not finite", fn, log_u);
+    ff_nll_stats r = { 0, n, 0 };
+    double a0 = log1p(-eps), b = log(eps) + log_u, sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double lq = log_q[i];
+        if (lq != lq || lq == INFINITY)
+            return ff_errorf(FF_EINVAL, "%s: log-density of point %lld is %g (expected finite or -inf)", fn,
+                             (long long)i, lq);
+        double a = a0 + lq, hi = a > b ? a : b;   /* log(e^a + e^b), stable */
+        if (lq == -INFINITY) { r.outside++; sum += b; }
+        else sum += hi + log1p(exp((a > b ? b : a) - hi));
+    }
+    r.nll = -sum / (double)n;
+    *out = r;
     return FF_OK;
 }
 

@@ -7,6 +7,11 @@ local core = require "fisherflow.core"
 local M = {}
 
 local function infer(name, spec)
+  for k in pairs(spec) do
+    if k ~= 1 and k ~= 2 and k ~= "type" then
+      core.raise(("ff.args: argument '%s': unknown entry '%s' (an argument is { default, \"help\", type = })"):format(name, tostring(k)))
+    end
+  end
   local default, help = spec[1], spec[2]
   local ty = spec.type
   if ty == nil then
@@ -62,6 +67,8 @@ function M.help_text(specs, script)
     lines[#lines + 1] = ("  %-" .. width .. "s  %s%s"):format(r[1], a.help, d)
   end
   lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format("--help", "show this list and exit")
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Names are written with dashes (--weight-decay); the underscore form (--weight_decay) is accepted too."
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -119,6 +126,9 @@ function M.parse(specs, argv)
     args[a.name] = value
     i = i + 1
   end
+  local resolved = {}
+  for k, v in pairs(args) do resolved[k] = v end
+  M.resolved = resolved            -- the latest parse, defaults included (viz writes it into PNGs)
   return setmetatable(args, {
     __index = function(_, k)
       if known[k] then return nil end

@@ -7,6 +7,9 @@ local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
 
+local util   = require "fisherflow.util"
+local opts_of = util.options
+
 local function rng_of(t, fname)
   if t.rng ~= nil then return t.rng end
   if t.seed ~= nil then
@@ -30,7 +33,7 @@ function M.install(ff)
   if core.has("ff_data_smiley") then
     -- ff.data.smiley{ n =, seed = } -> [n, 1, 3] points on the 2-simplex (PAPER §3).
     function data.smiley(t)
-      t = t or {}
+      t = opts_of("ff.data.smiley", t, { n = true, seed = true, rng = true })
       local n = posint("ff.data.smiley", "n", t.n, 100000)
       local out = tensor.zeros(n, 1, 3)
       check(C.ff_data_smiley(rng_of(t, "ff.data.smiley"), n, out))
@@ -38,7 +41,7 @@ function M.install(ff)
     end
     -- ff.data.smiley_density{ res = 64, m = 256 } -> [res, res] on viz's grid, and the TV error.
     function data.smiley_density(t)
-      t = t or {}
+      t = opts_of("ff.data.smiley_density", t, { res = true, m = true })
       local res = posint("ff.data.smiley_density", "res", t.res, 64)
       local flat = tensor.zeros(res * res)
       local err = ffi.new("double[1]")
@@ -47,7 +50,7 @@ function M.install(ff)
       return grid, err[0]
     end
     function data.smiley_masses(t)
-      t = t or {}
+      t = opts_of("ff.data.smiley_masses", t, { res = true, m = true })
       local res = posint("ff.data.smiley_masses", "res", t.res, 64)
       local flat = tensor.zeros(res * res)
       local err = ffi.new("double[1]")
@@ -56,7 +59,7 @@ function M.install(ff)
     end
     -- ff.data.toy_categorical{ k =, K =, seed = } -> probs [k, K]
     function data.toy_categorical(t)
-      t = t or {}
+      t = opts_of("ff.data.toy_categorical", t, { k = true, K = true, seed = true, rng = true })
       local k = posint("ff.data.toy_categorical", "k", t.k)
       local K = posint("ff.data.toy_categorical", "K", t.K)
       local out = tensor.zeros(k, K)
@@ -65,7 +68,7 @@ function M.install(ff)
     end
     -- ff.data.sample_categorical(probs [k, K], n [, { seed = }]) -> one-hot [n, k, K]
     function data.sample_categorical(probs, n, t)
-      t = t or {}
+      t = opts_of("ff.data.sample_categorical", t, { seed = true, rng = true })
       n = posint("ff.data.sample_categorical", "n", n)
       local s = probs:shape()
       local out = tensor.zeros(n, s[1], s[2])
@@ -77,7 +80,7 @@ function M.install(ff)
     -- ff.data.sequences(path, { alphabet = "ACGT", format = "auto"|"fasta"|"lines",
     --                           case = "fold"|"exact", length = 0 }) -> one-hot [n, L, |alphabet|]
     function data.sequences(path, t)
-      t = t or {}
+      t = opts_of("ff.data.sequences", t, { alphabet = true, format = true, case = true, length = true })
       if type(path) ~= "string" then raise("ff.data.sequences: path must be a string") end
       if type(t.alphabet) ~= "string" then raise("ff.data.sequences: alphabet (a string of symbols) is required") end
       local o = C.ff_seq_default_opts(t.alphabet)

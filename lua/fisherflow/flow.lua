@@ -10,7 +10,7 @@ local optim    = require "fisherflow.optim"
 local util     = require "fisherflow.util"
 local fit      = require "fisherflow.fit"
 local checkpoint = require "fisherflow.checkpoint"
-local viz      = require "fisherflow.viz"
+local evaluate = require "fisherflow.evaluate"
 local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
@@ -209,27 +209,11 @@ function Flow:fit(data, opts)
   return fit.run(self, data, opts, fit_inner)
 end
 
--- flow:sample(n, { stepper = "euler", steps = 100, eps_abs =, eps_rel =, batch =, x0 =, cond = })
--- -> simplex points [n, k, d+1], and { nfe =, ms = }.
-function Flow:sample(n, opts)
-  opts = opts or {}
-  if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
-    raise("flow:sample: n must be a positive integer, got " .. tostring(n))
-  end
-  local o = C.ff_flow_default_sample_opts()
-  if opts.stepper ~= nil then o.stepper = opts.stepper end
-  if opts.steps ~= nil then o.steps = opts.steps end
-  if opts.eps_abs ~= nil then o.eps_abs = opts.eps_abs end
-  if opts.eps_rel ~= nil then o.eps_rel = opts.eps_rel end
-  if opts.batch ~= nil then o.batch = opts.batch end
-  local x0 = opts.x0
-  expect_tensor("flow:sample", "x0", x0, true)
-  expect_tensor("flow:sample", "cond", opts.cond, true)
-  local out = tensor.zeros(n, self.k, self.d + 1)
-  local st = ffi.new("ff_sample_stats")
-  check(calls_back.sample(self.ptr, out, x0, opts.cond, o, st))   -- opts keeps the stepper string alive
-  return out, { nfe = tonumber(st.nfe), ms = st.ms }
-end
+-- flow:sample(n, { stepper = "euler", steps = 100, eps_abs =, eps_rel =, batch = 4096, x0 =, cond =,
+--                   progress = nil }) -> simplex points [n, k, d+1], and { nfe =, ms = }.
+-- One C call per batch (evaluate.lua); progress: nil shows a line once the call has run 2 s,
+-- true at once, false never.
+function Flow:sample(n, opts) return evaluate.sample(self, n, opts, calls_back.sample) end
 
 -- Whether the flow's decoder fills probabilities (the loader reads its descriptor).
 local function decoder_emits_probs(self)
@@ -249,18 +233,11 @@ function Flow:decode(p)
   return out
 end
 
--- flow:log_prob(p, { steps = 100, estimator = "auto", probes = 1, cond = }) -> [n] log-densities.
-function Flow:log_prob(p, opts)
-  opts = opts or {}
-  expect_tensor("flow:log_prob", "p", p)
-  local o = C.ff_flow_default_logprob_opts()
-  if opts.steps ~= nil then o.steps = opts.steps end
-  if opts.estimator ~= nil then o.estimator = opts.estimator end
-  if opts.probes ~= nil then o.probes = opts.probes end
-  local out = tensor.zeros(p:size(1))
-  check(calls_back.log_prob(self.ptr, p, opts.cond, o, out))
-  return out
-end
+-- flow:log_prob(p, { steps = 100, estimator = "auto", probes = 1, cond =, batch = 512, progress = nil })
+-- -> [n] log-densities (w.r.t. Lebesgue measure on the first d coordinates of each position),
+-- -inf at points outside the model's support. Evaluated batch rows at a time (Hutchinson probes are
+-- drawn per batch); progress as flow:sample.
+function Flow:log_prob(p, opts) return evaluate.log_prob(self, p, opts, calls_back.log_prob) end
 
 -- Parameters: list of { name =, shape =, numel = } in registration order.
 function Flow:params()
@@ -291,18 +268,9 @@ function Flow:rng() return core.borrow(C.ff_flow_rng(self.ptr), self) end
 function Flow:save(path, run) return checkpoint.save(self, path, run) end
 function Flow:load(path) return self, checkpoint.load(self, path) end
 
--- flow:density{ resolution = 128, steps =, estimator =, probes = } -> [res, res] model density
--- on viz's grid (exp of flow:log_prob at every cell centre); only for k = 1, d = 2.
-function Flow:density(t)
-  t = t or {}
-  if self.k ~= 1 or self.d ~= 2 then raise("flow:density: needs a flow on S^2_+ with k = 1") end
-  local res = t.resolution or t.res or 128
-  local pts = viz.grid_points(res)
-  local lp = self:log_prob(pts, { steps = t.steps, estimator = t.estimator, probes = t.probes })
-  local grid = tensor.zeros(res, res)
-  for i = 0, res * res - 1 do grid.data[i] = math.exp(lp.data[i]) end
-  return grid
-end
+-- flow:density{ resolution = 128, steps =, estimator =, probes =, batch =, progress = } -> [res, res]
+-- model density on viz's grid (exp of flow:log_prob at every cell centre); only for k = 1, d = 2.
+function Flow:density(t) return evaluate.density(self, t, calls_back.log_prob) end
 
 -- ff.checkpoint.flow(path [, { source = ff.source.lua{...}, ... }]) -> a flow rebuilt from the
 -- saved configuration and loaded. Plugins written in Lua are not saved: pass them again.
@@ -310,6 +278,8 @@ function M.from_checkpoint(path, overrides)
   local c = checkpoint.meta(path).config
   if type(c) ~= "table" then raise(("ff.checkpoint.flow: %s has no saved configuration"):format(path)) end
   overrides = overrides or {}
+  if type(overrides) ~= "table" then raise("ff.checkpoint.flow: overrides must be a table, got " .. type(overrides)) end
+  util.check_keys(overrides, { source = true, coupler = true, network = true, decoder = true }, "ff.checkpoint.flow", "override")
   local t = { space = M.space(c.space), geometry = c.geometry, seed = c.seed, grad_clip = c.grad_clip,
               ema = c.ema, label_smoothing = c.label_smoothing }
   local o = c.optim or {}

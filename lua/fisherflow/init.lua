@@ -30,6 +30,15 @@ local ff = {
 function ff.seed(s) return random.seed(s) end
 ff.dna = require "fisherflow.dna"   -- DNA data preparation and promoter metrics (dna.lua)
 
+-- ff.threads([n]) -> { threads =, blas = "0.3.21", core = "Haswell" }: OpenBLAS's thread count (the
+-- library's only threads; threads.h), after setting it to n when given. The runner sets it from
+-- `fisherflow run --threads N` or FISHERFLOW_THREADS.
+function ff.threads(n)
+  if n ~= nil then core.check(core.C.ff_threads_set(type(n) == "number" and n or -1)) end
+  return { threads = core.C.ff_threads_get(), blas = core.ffi.string(core.C.ff_blas_version()),
+           core = core.ffi.string(core.C.ff_blas_corename()) }
+end
+
 -- ff.plugin(kind, name, opts) -> spec; ff.plugin.find(kind, name) -> desc | nil, err;
 -- ff.plugin.list() -> found, refused; ff.plugins() -> found.
 ff.plugin = setmetatable({ find = plugin.find, list = plugin.list, report = plugin.report,
@@ -45,11 +54,16 @@ ff.metric  = { lua = plugin.lua_metric }
 -- ff.sphere{k=, d=} is the space of a flow; ff.sphere.* are the geometry kernels (sphere.lua).
 ff.sphere = setmetatable({}, { __call = function(_, t) return flow.space(t) end })
 
--- ff.results(path, table): the run's results as JSON (pretty, keys sorted), written atomically.
-function ff.results(path, t)
+-- ff.results(path, table [, { nonfinite = "tokens" }]): the run's results as JSON (pretty, keys
+-- sorted), written atomically. NaN, inf and -inf are written NaN, Infinity, -Infinity (Python's
+-- json reads them back as floats); nonfinite = "null" or "error" as json.encode (json.lua).
+function ff.results(path, t, opts)
   if type(path) ~= "string" then core.raise("ff.results: path must be a string, got " .. type(path)) end
   if type(t) ~= "table" then core.raise("ff.results: results must be a table, got " .. type(t)) end
-  local ok, text = pcall(json.encode, t, { indent = true })
+  opts = opts or {}
+  if type(opts) ~= "table" then core.raise("ff.results: options must be a table, got " .. type(opts)) end
+  util.check_keys(opts, { nonfinite = true }, "ff.results", "option")
+  local ok, text = pcall(json.encode, t, { indent = true, nonfinite = opts.nonfinite })
   if not ok then core.raise("ff.results: " .. tostring(text)) end
   util.write_atomic(path, text .. "\n")
   return path

@@ -1,5 +1,9 @@
--- json.lua — a JSON encoder for results and metrics (RFC 8259 output; keys sorted so files diff
--- well; tensors become nested arrays; NaN/Inf become null) and a small decoder for tests.
+-- json.lua — a JSON encoder for results and metrics (keys sorted so files diff well; tensors become
+-- nested arrays) and a small decoder for tests. Non-finite numbers are written as the bare tokens
+-- NaN, Infinity and -Infinity, as Python's json module writes and reads them (json.load gives back
+-- float('nan'), float('inf'), float('-inf')); this decoder reads them too. They are not RFC 8259:
+-- for a strict reader pass { nonfinite = "null" } (all three become null, indistinguishable) or
+-- { nonfinite = "error" } (refused, naming the key).
 local ffi = require "ffi"
 local M = {}
 
@@ -11,8 +15,17 @@ local function encode_string(s)
   end) .. '"'
 end
 
-local function encode_number(x)
-  if x ~= x or x == math.huge or x == -math.huge then return "null" end
+local tokens = { nan = "NaN", inf = "Infinity", ninf = "-Infinity" }
+
+local function encode_number(x, nonfinite, where)
+  if x ~= x or x == math.huge or x == -math.huge then
+    if nonfinite == "null" then return "null" end
+    local which = x ~= x and "nan" or x > 0 and "inf" or "ninf"
+    if nonfinite == "error" then
+      error(("json.encode: %s is %s (not representable in strict JSON)"):format(where, tokens[which]), 0)
+    end
+    return tokens[which]
+  end
   if x == math.floor(x) and math.abs(x) < 2^53 then return ("%d"):format(x) end
   for _, fmt in ipairs({ "%.15g", "%.16g" }) do       -- the shortest that reads back exactly
     local s = fmt:format(x)
@@ -30,16 +43,16 @@ local function is_array(t)
   return n == #t, n
 end
 
-local function encode(v, indent, depth, seen)
+local function encode(v, indent, depth, seen, nf, where)
   local ty = type(v)
   if v == nil or v == M.null then return "null"
   elseif ty == "boolean" then return tostring(v)
-  elseif ty == "number" then return encode_number(v)
+  elseif ty == "number" then return encode_number(v, nf, where)
   elseif ty == "string" then return encode_string(v)
   elseif ty == "cdata" then
-    if ffi.istype("ff_tensor_t", v) then return encode(v:totable(), indent, depth, seen) end
+    if ffi.istype("ff_tensor_t", v) then return encode(v:totable(), indent, depth, seen, nf, where) end
     local n = tonumber(v)
-    if n then return encode_number(n) end
+    if n then return encode_number(n, nf, where) end
     error("json.encode: cannot encode cdata " .. tostring(ffi.typeof(v)), 0)
   elseif ty == "table" then
     if seen[v] then error("json.encode: a table contains itself", 0) end
@@ -52,7 +65,7 @@ local function encode(v, indent, depth, seen)
     local arr, n = is_array(v)
     if arr and (n > 0 or next(v) == nil and getmetatable(v) ~= M.object_mt) then
       local items = {}
-      for i = 1, n do items[i] = encode(v[i], indent, depth + 1, seen) end
+      for i = 1, n do items[i] = encode(v[i], indent, depth + 1, seen, nf, ("%s[%d]"):format(where, i)) end
       local inline = not indent
       if indent then
         inline = true
@@ -71,7 +84,8 @@ local function encode(v, indent, depth, seen)
       table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
       local items = {}
       for i, k in ipairs(keys) do
-        items[i] = encode_string(tostring(k)) .. (indent and ": " or ":") .. encode(v[k], indent, depth + 1, seen)
+        items[i] = encode_string(tostring(k)) .. (indent and ": " or ":") ..
+                   encode(v[k], indent, depth + 1, seen, nf, where .. "." .. tostring(k))
       end
       if #items == 0 then out = "{}"
       else out = "{" .. nl .. pad_in .. table.concat(items, "," .. nl .. pad_in) .. nl .. pad .. "}" end
@@ -85,9 +99,18 @@ end
 M.null = setmetatable({}, { __tostring = function() return "null" end })
 M.object_mt = {}   -- setmetatable({}, json.object_mt) encodes as {} rather than []
 
--- encode(value [, {indent = true}]) -> string
+-- encode(value [, { indent = true, nonfinite = "tokens" | "null" | "error" }]) -> string
+local known_opts = { indent = true, nonfinite = true }
 function M.encode(v, opts)
-  return encode(v, opts and opts.indent, 0, {})
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not known_opts[k] then error(("json.encode: unknown option '%s' (known: indent, nonfinite)"):format(tostring(k)), 2) end
+  end
+  local nf = opts.nonfinite or "tokens"
+  if nf ~= "tokens" and nf ~= "null" and nf ~= "error" then
+    error("json.encode: nonfinite must be tokens, null or error, got " .. tostring(nf), 2)
+  end
+  return encode(v, opts.indent, 0, {}, nf, "value")
 end
 
 -- decode(text) -> value; raises "json.decode: <what> at byte N".
@@ -154,6 +177,9 @@ function M.decode(s)
     elseif s:sub(pos, pos + 3) == "true" then pos = pos + 4; return true
     elseif s:sub(pos, pos + 4) == "false" then pos = pos + 5; return false
     elseif s:sub(pos, pos + 3) == "null" then pos = pos + 4; return M.null
+    elseif s:sub(pos, pos + 2) == "NaN" then pos = pos + 3; return 0 / 0
+    elseif s:sub(pos, pos + 7) == "Infinity" then pos = pos + 8; return math.huge
+    elseif s:sub(pos, pos + 8) == "-Infinity" then pos = pos + 9; return -math.huge
     else
       local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
       if not num or num == "" or num == "-" then fail("unexpected character '" .. c .. "'") end

@@ -11,6 +11,10 @@ Stream.__index = Stream
 
 function M.open(path, opts)
   if type(path) ~= "string" then core.raise("ff.log.open: path must be a string, got " .. type(path)) end
+  if opts ~= nil then
+    if type(opts) ~= "table" then core.raise("ff.log.open: options must be a table, got " .. type(opts)) end
+    util.check_keys(opts, { append = true }, "ff.log.open", "option")
+  end
   util.ensure_parent(path)
   local f, err = io.open(path, (opts and opts.append) and "ab" or "wb")
   if not f then core.raise("ff.log.open: cannot open " .. path .. ": " .. tostring(err)) end

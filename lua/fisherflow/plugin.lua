@@ -266,6 +266,14 @@ local function lua_plugin(kind)
     if type(t[fn]) ~= "function" then
       raise(("ff.%s.lua \"%s\": needs a function '%s'"):format(kind, t.name, fn))
     end
+    for key, v in pairs(t) do   -- plain fields are the plugin's own state; a function must be known
+      if type(v) == "function" and key ~= fn and not (optional[kind] or {})[key] then
+        local names = { fn }
+        for o in pairs(optional[kind] or {}) do names[#names + 1] = o end
+        table.sort(names)
+        raise(("ff.%s.lua \"%s\": unknown function '%s' (known: %s)"):format(kind, t.name, tostring(key), table.concat(names, ", ")))
+      end
+    end
     for field in pairs(optional[kind] or {}) do
       if t[field] ~= nil and type(t[field]) ~= "function" then
         raise(("ff.%s.lua \"%s\": %s must be a function, got %s"):format(kind, t.name, field, type(t[field])))

@@ -15,9 +15,16 @@ local function hms(s)
   return ("%d:%02d"):format(m, s % 60)
 end
 
--- ff.progress{ total = N, label = "train", tty = nil (auto) | true | false, out = io.stderr }
+-- ff.progress{ total = N, label = "train", tty = nil (auto) | true | false, out = io.stderr,
+--              after = 0 }: after = seconds: nothing is shown until the work has run that long
+-- (a short call stays silent; flow:sample and flow:log_prob use 2).
 function M.new(opts)
   opts = opts or {}
+  if type(opts) ~= "table" then core.raise("ff.progress: expects a table { total =, ... }, got " .. type(opts)) end
+  util.check_keys(opts, { total = true, label = true, tty = true, out = true, after = true }, "ff.progress", "option")
+  if opts.after ~= nil and (type(opts.after) ~= "number" or opts.after < 0) then
+    core.raise("ff.progress: after must be a number of seconds >= 0, got " .. tostring(opts.after))
+  end
   if type(opts.total) ~= "number" or opts.total < 0 then
     core.raise("ff.progress: total must be a non-negative number, got " .. tostring(opts.total))
   end
@@ -26,6 +33,7 @@ function M.new(opts)
   return setmetatable({
     total = opts.total, label = opts.label or "", tty = tty, out = opts.out or io.stderr,
     t0 = util.now(), last_draw = -1, next_line = math.max(1, math.ceil(opts.total / 10)), done_ = false,
+    after = opts.after or 0, shown = false,
   }, Bar)
 end
 
@@ -61,6 +69,10 @@ end
 -- Reports that i of total are done; info: a few numbers to show (loss, ...).
 function Bar:update(i, info)
   self.last_i, self.last_info = i, info
+  if not self.shown then
+    if util.now() - self.t0 < self.after then return end
+    self.shown = true
+  end
   if self.tty then
     local now = util.now()
     if now - self.last_draw < 0.1 and i < self.total then return end
@@ -77,6 +89,7 @@ end
 function Bar:finish(info)
   if self.done_ then return end
   self.done_ = true
+  if not self.shown then return end          -- never shown (ended before `after`): stays silent
   if self.tty then
     self.out:write(self:line(self.last_i or self.total, info or self.last_info), "\n")
     self.out:flush()

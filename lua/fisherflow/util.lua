@@ -62,4 +62,13 @@ function M.check_keys(t, known, what, noun)
   end
 end
 
+-- The options table of a call: nil -> {}, anything but a table refused, unknown keys refused
+-- ("<fname>: unknown option 'k' (known: ...)").
+function M.options(fname, t, known)
+  if t == nil then return {} end
+  if type(t) ~= "table" then core.raise(("%s: options must be a table, got %s"):format(fname, type(t))) end
+  M.check_keys(t, known, fname, "option")
+  return t
+end
+
 return M

@@ -4,6 +4,7 @@ local core   = require "fisherflow.core"
 local tensor = require "fisherflow.tensor"
 local json   = require "fisherflow.json"
 local util   = require "fisherflow.util"
+local random = require "fisherflow.random"
 local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
@@ -13,6 +14,23 @@ local function as_tensor(v, what)
   if tensor.is_tensor(v) then return v end
   if type(v) == "table" then return tensor.tensor(v) end
   raise(("ff.viz: %s must be a tensor or a table, got %s"):format(what, type(v)))
+end
+
+-- The keys each table of the viz calls may hold (a typo is refused, not ignored).
+local known = {
+  opts   = { width = true, height = true, title = true, meta = true, flow = true },
+  panel  = { title = true, points = true, density = true, trajectories = true, style = true, hist_res = true,
+             log_scale = true, vmin = true, vmax = true, alpha = true, radius = true, color = true, labels = true },
+  series = { label = true, x = true, y = true, marker = true, line = true, smooth = true, color = true },
+  axes   = { xlabel = true, ylabel = true, log_x = true, log_y = true, xmin = true, xmax = true, ymin = true,
+             ymax = true, legend = true, grid = true },
+  simplex_density = { target = true, data = true, samples = true, model = true, res = true, steps = true,
+                      vmin = true, vmax = true, title = true },
+}
+local function check_table(t, what, fname, kind)
+  if t == nil then return end
+  if type(t) ~= "table" then raise(("%s: %s must be a table, got %s"):format(fname, what, type(t))) end
+  util.check_keys(t, known[kind], fname .. ": " .. what, "field")
 end
 
 -- ff_viz_opts from { width =, height =, title =, meta = { key = value } }; keep holds the strings.
@@ -38,7 +56,13 @@ local function viz_opts(t, keep)
   return o
 end
 
--- Metadata every picture gets: the script and its arguments.
+-- Metadata every picture gets (besides Software = "fisherflow <version>", which viz writes):
+--   script     the script's path          args       its command line as typed
+--   arguments  JSON of every ff.args value, defaults included (the latest ff.args call)
+--   seed       ff.seed's seed (the default stream's, and the default of every flow)
+--   commit     the source tree's commit the runner was built from, when known
+--   flow       the flow's configuration JSON (ff_flow_config_json_of), when opts.flow is given
+-- The caller's own opts.meta entries come last and win.
 local function default_meta(t)
   t = t or {}
   local meta = {}
@@ -47,10 +71,18 @@ local function default_meta(t)
     meta.script = script.path
     meta.args = table.concat(script.args, " ")
   end
+  local args = package.loaded["fisherflow.args"]
+  if args and args.resolved then meta.arguments = json.encode(args.resolved) end
+  meta.seed = tostring(random.default_seed)
+  if core.config.commit then meta.commit = core.config.commit end
+  if t.flow ~= nil then
+    if type(t.flow) ~= "table" or t.flow.ptr == nil then raise("ff.viz: flow must be a flow (ff.flow{...}), got " .. type(t.flow)) end
+    meta.flow = ffi.string(C.ff_flow_config_json_of(t.flow.ptr))
+  end
   for k, v in pairs(t.meta or {}) do meta[k] = v end
   local copy = {}
   for k, v in pairs(t) do copy[k] = v end
-  copy.meta = meta
+  copy.meta, copy.flow = meta, nil
   return copy
 end
 
@@ -91,6 +123,8 @@ function M.install(ff)
   function viz.simplex(path, panels, opts)
     if type(path) ~= "string" then raise("ff.viz.simplex: path must be a string") end
     if type(panels) ~= "table" or #panels == 0 then raise("ff.viz.simplex: panels must be a non-empty list") end
+    check_table(opts, "options", "ff.viz.simplex", "opts")
+    for i, p in ipairs(panels) do check_table(p, "panel " .. i, "ff.viz.simplex", "panel") end
     local keep = {}
     local arr = ffi.new("ff_viz_panel[?]", #panels)
     for i, p in ipairs(panels) do
@@ -134,6 +168,9 @@ function M.install(ff)
   --   ymax =, legend = "auto", grid = true }, opts)
   function viz.lines(path, series, axes, opts)
     if type(series) ~= "table" or #series == 0 then raise("ff.viz.lines: series must be a non-empty list") end
+    for i, s in ipairs(series) do check_table(s, "series " .. i, "ff.viz.lines", "series") end
+    check_table(axes, "axes", "ff.viz.lines", "axes")
+    check_table(opts, "options", "ff.viz.lines", "opts")
     local keep = {}
     local arr = ffi.new("ff_viz_series[?]", #series)
     local function doubles(v, what, i)
@@ -190,13 +227,8 @@ function M.install(ff)
     local fn = "ff.viz.simplex_density"
     if type(path) ~= "string" then raise(fn .. ": path must be a string, got " .. type(path)) end
     if type(t) ~= "table" then raise(fn .. ": expects a table { target =, data =, samples =, model = }") end
-    for key in pairs(t) do
-      if not ({ target = 1, data = 1, samples = 1, model = 1, res = 1, steps = 1, vmin = 1, vmax = 1,
-                title = 1 })[key] then
-        raise(("%s: unknown field '%s' (expected target, data, samples, model, res, steps, vmin, vmax, title)")
-              :format(fn, tostring(key)))
-      end
-    end
+    util.check_keys(t, known.simplex_density, fn, "field")
+    check_table(opts, "options", fn, "opts")
     local res = t.res or (tensor.is_tensor(t.target) and t.target:size(1)) or 96
     if type(res) ~= "number" or res < 1 or res ~= math.floor(res) then
       raise(fn .. ": res must be a positive integer, got " .. tostring(res))
@@ -259,8 +291,11 @@ function M.install(ff)
       if not (vmax > vmin) then vmax = 0 end   -- a flat or empty first panel: let viz scale each panel
     end
     for _, pnl in ipairs(panels) do pnl.vmin, pnl.vmax = vmin, vmax end
-    opts = opts or {}
-    if t.title and opts.title == nil then opts.title = t.title end
+    local o = {}
+    for k, v in pairs(opts or {}) do o[k] = v end
+    if t.title and o.title == nil then o.title = t.title end
+    if t.model ~= nil and o.flow == nil then o.flow = t.model end
+    opts = o
     return viz.simplex(path, panels, opts), panels
   end
 

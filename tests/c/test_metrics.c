@@ -225,6 +225,78 @@ FF_TEST(divergence_hand_computed) {
     FF_EXPECT_ERROR(ff_divergence_compute(half, b, 2, &d), FF_EINVAL, "sums 0.5 (model)");
 }
 
+FF_TEST(simplex_metrics_hand_computed) {
+    /* res 2 (cells 0..3 as in grid_known_cells): two points in cell 0, one in 1, one in the middle cell
+     * 3, one off the simplex. Target masses { .5, .25, .25, 0 }: n = 4, m = 4, q = { .5, .25, 0, .25 },
+     * smoothed q~ = (c + 1/2) / (4 + 2) = { 2.5, 1.5, .5, 1.5 } / 6. */
+    float pts[6][3] = { { 0, 0, 1 }, { 0.1f, 0.1f, 0.8f }, { 0, 1, 0 }, { 1.0f / 3, 1.0f / 3, 1.0f / 3 },
+                        { 0.5f, 0.5f, 0.5f } };
+    float mass[4] = { 0.5f, 0.25f, 0.25f, 0 };
+    ff_tensor_t *x, *p;
+    ff_tensor_wrap(&x, &pts[0][0], 2, (int64_t[]){ 5, 3 });
+    ff_tensor_wrap(&p, mass, 1, (int64_t[]){ 4 });
+    ff_simplex_metrics m;
+    FF_EXPECT(ff_simplex_metrics_compute(x, p, 2, &m) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT_NEAR(m.tv, 0.25, 1e-12);                     /* 1/2 (0 + 0 + .25 + .25) */
+    FF_EXPECT_NEAR(m.kl, 0.5 * log(0.5 / (2.5 / 6)) + 0.25 * log(0.25 / (1.5 / 6)) + 0.25 * log(0.25 / (0.5 / 6)), 1e-7);
+    FF_EXPECT(m.n == 4 && m.off == 1 && m.missed == 1 && m.outside == 1,
+              "n %lld off %lld missed %lld outside %lld", (long long)m.n, (long long)m.off,
+              (long long)m.missed, (long long)m.outside);
+    /* the raw KL(p || q) would be infinite here (q = 0 in cell 2); the smoothed one is finite */
+    FF_EXPECT(isfinite(m.kl));
+    float bad_mass[4] = { 0.5f, 0.25f, 0.25f, 0.25f }, neg_mass[4] = { 0.5f, 0.5f, 0.25f, -0.25f };
+    ff_tensor_t *bm, *nm, *off;
+    ff_tensor_wrap(&bm, bad_mass, 1, (int64_t[]){ 4 });
+    ff_tensor_wrap(&nm, neg_mass, 1, (int64_t[]){ 4 });
+    FF_EXPECT_ERROR(ff_simplex_metrics_compute(x, bm, 2, &m), FF_EINVAL, "sum to 1.25");
+    FF_EXPECT_ERROR(ff_simplex_metrics_compute(x, nm, 2, &m), FF_EINVAL, "cell 3 is -0.25");
+    FF_EXPECT_ERROR(ff_simplex_metrics_compute(x, p, 3, &m), FF_ESHAPE, "expected 9 contiguous cells");
+    ff_tensor_wrap(&off, &pts[4][0], 2, (int64_t[]){ 1, 3 });
+    FF_EXPECT_ERROR(ff_simplex_metrics_compute(off, p, 2, &m), FF_EINVAL, "none of the 1 points");
+    ff_tensor_free(x); ff_tensor_free(p); ff_tensor_free(bm); ff_tensor_free(nm); ff_tensor_free(off);
+}
+
+FF_TEST(nll_mixture_hand_computed) {
+    FF_EXPECT_NEAR(ff_log_uniform_simplex(1, 2), log(2.0), 1e-12);
+    FF_EXPECT_NEAR(ff_log_uniform_simplex(3, 3), 3 * log(6.0), 1e-12);
+    /* eps = .1, u = 2: densities .9 * 4 + .2, .2 (outside), .9 * 1 + .2 */
+    float lq[3] = { (float)log(4.0), -INFINITY, 0 };
+    ff_nll_stats st;
+    FF_EXPECT(ff_nll_mixture(lq, 3, log(2.0), 0.1, &st) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT_NEAR(st.nll, -(log(3.8) + log(0.2) + log(1.1)) / 3, 1e-6);
+    FF_EXPECT(st.n == 3 && st.outside == 1);
+    /* q = u everywhere: the mixture is u, NLL -log u */
+    float flat[2] = { (float)log(2.0), (float)log(2.0) };
+    FF_EXPECT(ff_nll_mixture(flat, 2, log(2.0), 1e-3, &st) == FF_OK);
+    FF_EXPECT_NEAR(st.nll, -log(2.0), 1e-6);
+    float nan1[2] = { 0, NAN }, inf1[1] = { INFINITY };
+    FF_EXPECT_ERROR(ff_nll_mixture(nan1, 2, 0, 0.1, &st), FF_EINVAL, "point 1 is nan");
+    FF_EXPECT_ERROR(ff_nll_mixture(inf1, 1, 0, 0.1, &st), FF_EINVAL, "point 0 is inf");
+    FF_EXPECT_ERROR(ff_nll_mixture(lq, 3, 0, 0, &st), FF_EINVAL, "0 < eps < 1");
+}
+
+FF_TEST(nll_cannot_beat_the_truth) {
+    /* Truth: uniform on the 2-simplex (density 2). A model that drops the corner p0 > 0.7 (true mass
+     * .3^2 = .09) and spreads its mass over the rest: density 2 / .91 there, 0 in the corner. On
+     * 100 held-out points, 9 in the corner (their exact share), the mean over finite points is
+     * -log(2 / .91) < -log 2, the truth's NLL: the model "beats" the truth. The mixture NLL with the
+     * default eps 1e-3 counts the 9 points at -log(2e-3) and lands above the truth. */
+    float lq[100];
+    double finite = 0;
+    for (int i = 0; i < 100; i++) {
+        lq[i] = i < 9 ? -INFINITY : (float)log(2.0 / 0.91);
+        if (i >= 9) finite += lq[i];
+    }
+    double truth = -log(2.0), old = -finite / 91;
+    FF_EXPECT(old < truth - 0.09, "old %.4f vs truth %.4f", old, truth);
+    ff_nll_stats st;
+    FF_EXPECT(ff_nll_mixture(lq, 100, log(2.0), 1e-3, &st) == FF_OK);
+    FF_EXPECT(st.outside == 9);
+    double want = -(91 * log(0.999 * 2 / 0.91 + 0.002) + 9 * log(0.002)) / 100;
+    FF_EXPECT_NEAR(st.nll, want, 1e-5);
+    FF_EXPECT(st.nll > truth, "mixture nll %.4f vs truth %.4f", st.nll, truth);
+}
+
 FF_TEST(categorical_hist_and_kl) {
     /* 4 samples, k = 2 positions, K = 3 */
     float ids[4][2] = { { 0, 2 }, { 0, 1 }, { 1, 2 }, { 0, 2 } };

@@ -51,7 +51,9 @@ env -i PATH=/usr/bin:/bin "$prefix/bin/fisherflow" --version | grep -q "^fisherf
 # errors still carry the script's line from the installed tree
 printf 'local ff = require "fisherflow"\nlocal t = ff.zeros(2)\nlocal v = t:view(3)\n' > bad.lua
 if env -i PATH=/usr/bin:/bin "$prefix/bin/fisherflow" run bad.lua 2> err.txt; then echo "FAIL: bad.lua succeeded"; exit 1; fi
-head -1 err.txt | grep -q "^fisherflow: bad.lua:3: ff_tensor_view" || { echo "FAIL: error line:"; cat err.txt; exit 1; }
+# the first line is the runner's start line (version, threads, OpenBLAS), the error follows
+head -1 err.txt | grep -q "^fisherflow [0-9].*: [0-9]* threads\?, OpenBLAS " || { echo "FAIL: start line:"; cat err.txt; exit 1; }
+sed -n 2p err.txt | grep -q "^fisherflow: bad.lua:3: ff_tensor_view" || { echo "FAIL: error line:"; cat err.txt; exit 1; }
 
 template_check "$src" "$prefix" "$tmp"
 echo "lua_install: ok (prefix $prefix)"

@@ -188,7 +188,7 @@ t0=$SECONDS
 echo "toy_dfm uninterrupted: ${TOY[*]} in $((SECONDS - t0)) s"
 TOY_HOLD=$((TOY_STEPS - 50))   # before the end (toy_dfm also saves at its last step): steps always left to resume
 [ "$TOY_HOLD" -gt 150 ] || { echo "resume_sigkill: TOY_STEPS=$TOY_STEPS too small"; exit 1; }
-TOY_CK=(--out "$WORK/toy" --checkpoint_every 100 --resume)
+TOY_CK=(--out "$WORK/toy" --checkpoint-every 100 --resume)
 # the runner itself in the background (a shell function there would run in a subshell, and SIGKILL
 # would hit that subshell and leave toy_dfm training on), held before step TOY_HOLD + 1
 "$FF" run "$WORK/held.lua" "$TOY_HOLD" "$SRC/experiments/toy_dfm.lua" "${TOY[@]}" "${TOY_CK[@]}" \

@@ -23,7 +23,7 @@ grep -q "0 runs to do" "$tmp/second.log" || { cat "$tmp/second.log"; echo "FAIL:
 run=sphere_exact_ot_K10_s20_n2048_ema0.9_seed1
 for ext in safetensors jsonl; do cp "$tmp/sweep/$run.$ext" "$tmp/reeval.$ext"; done
 "$build/fisherflow" run experiments/toy_dfm.lua --K 10 --coupler exact_ot --steps 20 --ema 0.9 \
-  --checkpoint_every 20 --resume --samples 4096 --out "$tmp/reeval" > "$tmp/reeval.log" 2>&1 \
+  --checkpoint-every 20 --resume --samples 4096 --out "$tmp/reeval" > "$tmp/reeval.log" 2>&1 \
   || { cat "$tmp/reeval.log"; echo "FAIL: re-evaluation exited non-zero"; exit 1; }
 cmp -s "$tmp/sweep/$run.jsonl" "$tmp/reeval.jsonl" || { echo "FAIL: re-evaluation trained (loss log changed)"; exit 1; }
 

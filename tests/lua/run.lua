@@ -41,6 +41,13 @@ function T.tmpdir(name)
   os.execute("rm -rf '" .. dir .. "' && mkdir -p '" .. dir .. "'")
   return dir
 end
+-- The path of the `fisherflow` runner running the tests (to run scripts in a child process).
+local ffi = require "ffi"
+ffi.cdef [[ long readlink(const char *path, char *buf, size_t size); ]]
+function T.runner()
+  local buf = ffi.new("char[4096]")
+  return ffi.string(buf, ffi.C.readlink("/proc/self/exe", buf, 4095))
+end
 -- The line number of the caller (to check where errors point).
 function T.line() return debug.getinfo(2, "l").currentline end
 

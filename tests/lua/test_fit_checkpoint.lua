@@ -312,7 +312,7 @@ T.test("runner: T.tmpdir gives a fresh empty directory", function()
   T.ok(io.open(dir .. "/x", "rb") == nil, "emptied")
 end)
 
-T.test("toy_dfm: --resume without --checkpoint_every is refused before training", function()
+T.test("toy_dfm: --resume without --checkpoint-every is refused before training", function()
   local root = (package.loaded["fisherflow.script"].path:match("^(.*)/tests/lua/[^/]*$")) or "."
   local ffi = require "ffi"
   pcall(ffi.cdef, "int getpid(void);")
@@ -323,6 +323,6 @@ T.test("toy_dfm: --resume without --checkpoint_every is refused before training"
     exe, root, out))
   local text = p:read("*a"); p:close()
   T.ok(not text:find("rc=0", 1, true), "refused: %s", text)
-  T.ok(text:find("--resume needs --checkpoint_every > 0", 1, true), "message: %s", text)
+  T.ok(text:find("--resume needs --checkpoint-every > 0", 1, true), "message: %s", text)
   T.ok(io.open(out .. ".jsonl", "rb") == nil, "nothing trained or logged")
 end)

@@ -2,13 +2,7 @@
 -- (kind, name, ABI, version, summary, options), package.path and the library it hands to Lua.
 local T  = require "ff_test"
 local ff = require "fisherflow"
-local ffi = require "ffi"
-
-ffi.cdef [[ long readlink(const char *path, char *buf, size_t size); ]]
-local function runner()
-  local buf = ffi.new("char[4096]")
-  return ffi.string(buf, ffi.C.readlink("/proc/self/exe", buf, 4095))
-end
+local runner = T.runner
 local function sh(args, env)
   local p = io.popen(("%s'%s' %s 2>&1; echo \"rc=$?\""):format(env or "", runner(), args))
   local out = p:read("*a"); p:close()

@@ -48,6 +48,47 @@ typedef struct ff_divergence {
  * 1e-3 (they are renormalised). FF_EINVAL naming the bin otherwise. */
 ff_status ff_divergence_compute(const float *q, const float *p, int64_t n, ff_divergence *out);
 
+/* ---- sample quality on the 2-simplex (the numbers README.md reports) ------------------------- */
+/* n points (samples) binned on the triangular grid: counts c [res*res]; p: the target's exact cell
+ * masses (ff_data_smiley_masses). With m = res*res cells:
+ *   tv  = 1/2 sum_i |c_i/n - p_i|                        (raw histogram)
+ *   kl  = KL(p || q~) = sum_{p_i > 0} p_i log(p_i / q~_i), q~_i = (c_i + 1/2) / (n + m/2)
+ * i.e. the histogram smoothed by adding half a count to every cell, so a cell the samples miss costs
+ * a finite amount and the KL is finite for every model. The noise floor is the same two numbers for
+ * n draws of the target itself (what a perfect model reaches with n samples): call this on them. */
+typedef struct ff_simplex_metrics {
+    double  kl;          /* KL(target || smoothed sample histogram), natural log                */
+    double  tv;          /* total variation between the raw sample histogram and the target     */
+    int64_t n;           /* points binned                                                       */
+    int64_t off;         /* points off the simplex, skipped (ff_simplex_grid_cell's rule)       */
+    int64_t outside;     /* cells holding samples where the target has no mass                  */
+    int64_t missed;      /* cells with target mass and no sample                                */
+} ff_simplex_metrics;
+
+/* points [n, 3] or [n, 1, 3]; masses: res*res contiguous non-negative finite values summing to 1
+ * within 1e-3 (renormalised). FF_EINVAL naming the cell otherwise, or if no point is on the simplex. */
+ff_status ff_simplex_metrics_compute(const ff_tensor_t *points, const ff_tensor_t *masses, int64_t res,
+                                     ff_simplex_metrics *out);
+
+/* ---- held-out negative log-likelihood --------------------------------------------------------- */
+/* A model's log-density is -inf at points outside its support; averaging -log q over the other
+ * points alone rewards a model for giving up on data (it can "beat" the true density). This NLL is
+ * that of the mixture (1 - eps) q + eps u, with u the uniform density of the space: a normalised
+ * density, so its expected NLL is never below the data's entropy (Gibbs), and a point outside q's
+ * support costs -log(eps u) instead of being dropped:
+ *   nll = -1/n sum_i log((1 - eps) exp(log_q_i) + eps u).
+ * log_u: log of u (ff_log_uniform_simplex). eps in (0, 1). log_q: n values, each finite or -inf
+ * (counted in outside); NaN and +inf are refused naming the point. */
+typedef struct ff_nll_stats {
+    double  nll;         /* the mixture's mean negative log-density                             */
+    int64_t n;           /* points                                                              */
+    int64_t outside;     /* points where log_q = -inf (outside the model's support)             */
+} ff_nll_stats;
+ff_status ff_nll_mixture(const float *log_q, int64_t n, double log_u, double eps, ff_nll_stats *out);
+/* log of the uniform density on k positions of the d-simplex w.r.t. Lebesgue measure on the first d
+ * coordinates of each (the measure ff_flow_log_prob uses): k log d! (log 2 for the 2-simplex). */
+double ff_log_uniform_simplex(int64_t k, int64_t d);
+
 /* ---- categorical sequences (toy task) ------------------------------------------------------ */
 /* Per-position normalised histograms of decoded tokens. tokens: [n, k] integer ids in [0, K)
  * stored as floats, or [n, k, K] one-hot/probability rows (argmax taken). hist [k, K] out,
