@@ -56,7 +56,7 @@ end
 
 -- Optional pieces: each wraps a part of the C API and extends ff (sphere kernels, viz, data,
 -- metrics, checkpoints). A piece whose library symbols are missing is left out.
-for _, name in ipairs({ "sphere", "viz", "data", "metrics", "checkpoint" }) do
+for _, name in ipairs({ "sphere", "viz", "data", "metrics", "checkpoint", "dist" }) do
   local ok, mod = pcall(require, "fisherflow." .. name)
   if ok and type(mod) == "table" and mod.install then mod.install(ff)
   elseif not ok and not tostring(mod):find("module 'fisherflow." .. name .. "' not found", 1, true) then
