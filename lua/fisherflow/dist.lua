@@ -150,11 +150,64 @@ local function rank0_only(ff)
   end
 end
 
+-- Sampling and likelihoods split their rows over the ranks and gather them on every rank (so the
+-- script's next lines see the same tensor everywhere). Rank r samples its rows with a stream
+-- derived from the flow's sampling stream and r; then every rank advances that stream by one draw,
+-- so the ranks stay in step. Samples therefore depend on the number of ranks (not on timing).
+local function rows_of(t, first, count)
+  if t == nil then return nil end
+  return t:narrow(1, first, first + count - 1):copy()
+end
+
+local function split_sampling(Flow)
+  local sample, log_prob = Flow.sample, Flow.log_prob
+  local saved = ffi.new("ff_rng_t")
+  function Flow:sample(n, opts)
+    if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then return sample(self, n, opts) end
+    opts = opts or {}
+    local first, count = M.share(n)
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    if o.x0 == nil and self.lua_source then       -- every rank draws all n (same stream), keeps its rows
+      o.x0 = tensor.zeros(n, self.k, self.d + 1)
+      self.lua_source.sample(self.lua_source, self.lua_rng, o.x0)
+    end
+    if o.x0 ~= nil and (not tensor.is_tensor(o.x0) or o.x0:size(1) ~= n) then return sample(self, n, opts) end
+    if o.cond ~= nil and (not tensor.is_tensor(o.cond) or o.cond:size(1) ~= n) then return sample(self, n, opts) end
+    o.x0, o.cond = rows_of(o.x0, first, count), rows_of(o.cond, first, count)
+    local r = C.ff_flow_sample_rng(self.ptr)
+    ffi.copy(saved, r, ffi.sizeof("ff_rng_t"))
+    C.ff_rng_seed(r, bit.bxor(saved.s[0], ffi.cast("uint64_t", C.ff_dist_rank() + 1) * 0xD1B54A32D192ED03ULL))
+    local ok, x, st = true, nil, { nfe = 0, ms = 0 }
+    if count > 0 then ok, x, st = pcall(sample, self, count, o) end
+    ffi.copy(r, saved, ffi.sizeof("ff_rng_t"))
+    C.ff_rng_split(r)                              -- one draw, the same on every rank
+    if not ok then error(x, 0) end
+    x = x or tensor.zeros(0, self.k, self.d + 1)
+    return M.gather(x), st
+  end
+  function Flow:log_prob(p, opts)
+    if not tensor.is_tensor(p) or p.ndim ~= 3 then return log_prob(self, p, opts) end
+    opts = opts or {}
+    local n = p:size(1)
+    if opts.cond ~= nil and (not tensor.is_tensor(opts.cond) or opts.cond:size(1) ~= n) then
+      return log_prob(self, p, opts)
+    end
+    local first, count = M.share(n)
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.cond = rows_of(o.cond, first, count)
+    local lp = count > 0 and log_prob(self, rows_of(p, first, count), o) or tensor.zeros(0)
+    return M.gather(lp)
+  end
+end
+
 function M.install(ff)
   if not core.has("ff_dist_rank") then return end
   ff.dist = { rank = M.rank, size = M.size, built = M.built, active = M.active, is_root = M.is_root,
               allreduce = M.allreduce, sum = M.sum, barrier = M.barrier, share = M.share,
               gather = M.gather }
+  if M.size() > 1 then split_sampling(require("fisherflow.flow").Flow) end
   if M.size() > 1 and not M.is_root() then rank0_only(ff) end
 end
 
