@@ -94,6 +94,33 @@ function M.with_shard_stream(flow, shard, step, fn, ...)
   return a, b, c
 end
 
+-- One data-parallel training step: the global batch of `batch` rows is split over the ranks
+-- (ff.dist.share); rank r draws its rows with grad(count), called with shard r's stream in place
+-- (grad draws rows, then runs ff_flow_grad and returns its status); the gradient block is averaged
+-- over the ranks with one MPI_Allreduce (weighted by rows when the shares differ), and every rank
+-- runs the same ff_flow_update on the same numbers: the parameters stay bitwise equal. Returns the
+-- C status of the first failing call (0 on success); flow.stats then holds the global mean loss.
+local nbuf = ffi.new("size_t[1]")
+function M.step(flow, batch, grad)
+  local size = tonumber(C.ff_dist_size())
+  if batch < size then raise(("batch %d is smaller than the %d ranks (each rank needs a row)"):format(batch, size)) end
+  local _, count = M.share(batch)
+  local st = M.with_shard_stream(flow, tonumber(C.ff_dist_rank()), flow:steps(), grad, count)
+  if st ~= 0 then return st end
+  local loss = flow.stats.loss
+  local g = C.ff_flow_grad_block(flow.ptr, nbuf)
+  local n = tonumber(nbuf[0])
+  if count * size ~= batch then                  -- uneven shares: rank r's mean weighs count/batch
+    local w = count * size / batch
+    for i = 0, n - 1 do g[i] = g[i] * w end
+  end
+  check(C.ff_dist_allreduce_mean(g, n))
+  local total = M.sum(loss * count)
+  st = C.ff_flow_update(flow.ptr, flow.stats)
+  flow.stats.loss = total / batch
+  return st
+end
+
 -- Rank 0 writes, the others do not (see the top of this file).
 local function quiet_stream(path)
   return setmetatable({ path = path, n = 0 }, { __index = {

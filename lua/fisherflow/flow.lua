@@ -172,6 +172,12 @@ local function step_status(self, x1, x0, cond)
   return C.ff_flow_step(self.ptr, x1, x0, cond, self.stats)
 end
 
+-- ff_flow_grad's counterpart of step_status (the gradient only; dist.step all-reduces, then updates).
+local function grad_status(self, x1, x0, cond)
+  if x0 == nil and self.lua_source then x0 = draw_lua_source(self, x1:size(1), C.ff_flow_rng(self.ptr)) end
+  return C.ff_flow_grad(self.ptr, x1, x0, cond, self.stats)
+end
+
 local function stats_of(s)
   return { loss = s.loss, grad_norm = s.grad_norm, lr = s.lr, ms = s.ms, step = tonumber(s.step) }
 end
@@ -356,8 +362,16 @@ function Flow:fit(data, opts)
   end
   local function loop()
     for i = 1, todo do
-      local xb, cb = gather(self, data, cond, batch)
-      local st = step_status(self, xb, nil, cb)
+      local st
+      if C.ff_dist_size() > 1 then   -- mpirun: this rank's rows of the global batch (dist.lua)
+        st = require("fisherflow.dist").step(self, batch, function(n)
+          local xb, cb = gather(self, data, cond, n)
+          return grad_status(self, xb, nil, cb)
+        end)
+      else
+        local xb, cb = gather(self, data, cond, batch)
+        st = step_status(self, xb, nil, cb)
+      end
       if st ~= 0 then
         local msg = ffi.string(C.ff_last_error())
         if st == C.FF_ENUMERIC then
