@@ -3,7 +3,7 @@
 -- all-reduce is the identity, gather returns its input.
 --
 -- Under N > 1 ranks, installing this module also makes rank 0 the only one that writes: on the
--- other ranks ff.results, ff.log streams, flow:save (checkpoints), the ff.viz picture writers and
+-- other ranks ff.results, ff.save_tensors, ff.log streams, flow:save (checkpoints), the ff.viz picture writers and
 -- the progress bar do nothing (they still check their arguments), so a script that knows nothing of MPI
 -- writes each file once. Everything else (training, sampling, metrics) runs on every rank with the
 -- same values, so the ranks take the same branches and meet at the same collectives.
@@ -156,6 +156,13 @@ local function rank0_only(ff)
     if type(path) ~= "string" then raise("ff.results: path must be a string, got " .. type(path)) end
     if type(t) ~= "table" then raise("ff.results: results must be a table, got " .. type(t)) end
     return path
+  end
+  if ff.save_tensors then
+    function ff.save_tensors(path, tensors)
+      if type(path) ~= "string" then raise("ff.save_tensors: path must be a string, got " .. type(path)) end
+      if type(tensors) ~= "table" then raise("ff.save_tensors: tensors must be a table, got " .. type(tensors)) end
+      return path
+    end
   end
   local progress = require "fisherflow.progress"
   local new = progress.new
