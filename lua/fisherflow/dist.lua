@@ -9,6 +9,7 @@
 -- same values, so the ranks take the same branches and meet at the same collectives.
 local core   = require "fisherflow.core"
 local tensor = require "fisherflow.tensor"
+local util   = require "fisherflow.util"
 local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
@@ -101,6 +102,7 @@ end
 -- runs the same ff_flow_update on the same numbers: the parameters stay bitwise equal. Returns the
 -- C status of the first failing call (0 on success); flow.stats then holds the global mean loss.
 local nbuf = ffi.new("size_t[1]")
+M.reduce_seconds = 0     -- wall time spent in the step's all-reduces (waiting for slower ranks included)
 function M.step(flow, batch, grad)
   local size = tonumber(C.ff_dist_size())
   if batch < size then raise(("batch %d is smaller than the %d ranks (each rank needs a row)"):format(batch, size)) end
@@ -114,8 +116,10 @@ function M.step(flow, batch, grad)
     local w = count * size / batch
     for i = 0, n - 1 do g[i] = g[i] * w end
   end
+  local t0 = util.now()
   check(C.ff_dist_allreduce_mean(g, n))
   local total = M.sum(loss * count)
+  M.reduce_seconds = M.reduce_seconds + (util.now() - t0)
   st = C.ff_flow_update(flow.ptr, flow.stats)
   flow.stats.loss = total / batch
   return st
@@ -190,7 +194,27 @@ end
 -- so the ranks stay in step. Samples therefore depend on the number of ranks (not on timing).
 local function rows_of(t, first, count)
   if t == nil then return nil end
-  return t:narrow(1, first, first + count - 1):copy()
+  local v = t:narrow(1, first, first + count - 1)
+  return v:is_contiguous() and v or v:copy()
+end
+
+-- flow:step(x1, x0, cond) from a script's own loop: every rank holds the same global batch (drawn
+-- from the same streams), takes its rows of it and makes the data-parallel step (M.step).
+local function split_step(Flow)
+  local step, grad_status = Flow.step, require("fisherflow.flow").grad_status
+  function Flow:step(x1, x0, cond)
+    if not tensor.is_tensor(x1) or x1.ndim < 1 then return step(self, x1, x0, cond) end
+    local n = x1:size(1)
+    for _, t in ipairs({ x0 or false, cond or false }) do
+      if t and (not tensor.is_tensor(t) or t.ndim < 1 or t:size(1) ~= n) then return step(self, x1, x0, cond) end
+    end
+    local first = M.share(n)
+    check(M.step(self, n, function(count)
+      return grad_status(self, rows_of(x1, first, count), rows_of(x0, first, count), rows_of(cond, first, count))
+    end))
+    local s = self.stats
+    return { loss = s.loss, grad_norm = s.grad_norm, lr = s.lr, ms = s.ms, step = tonumber(s.step) }
+  end
 end
 
 local function split_sampling(Flow)
@@ -241,7 +265,10 @@ function M.install(ff)
   ff.dist = { rank = M.rank, size = M.size, built = M.built, active = M.active, is_root = M.is_root,
               allreduce = M.allreduce, sum = M.sum, barrier = M.barrier, share = M.share,
               gather = M.gather }
-  if M.size() > 1 then split_sampling(require("fisherflow.flow").Flow) end
+  if M.size() > 1 then
+    split_step(require("fisherflow.flow").Flow)
+    split_sampling(require("fisherflow.flow").Flow)
+  end
   if M.size() > 1 and not M.is_root() then rank0_only(ff) end
 end
 

@@ -178,6 +178,8 @@ local function grad_status(self, x1, x0, cond)
   return C.ff_flow_grad(self.ptr, x1, x0, cond, self.stats)
 end
 
+M.grad_status = grad_status
+
 local function stats_of(s)
   return { loss = s.loss, grad_norm = s.grad_norm, lr = s.lr, ms = s.ms, step = tonumber(s.step) }
 end

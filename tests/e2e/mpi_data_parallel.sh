@@ -2,7 +2,7 @@
 # Data-parallel training under `mpirun -np 2` (dist.h, lua/fisherflow/dist.lua):
 #  1. a script that knows nothing of MPI trains 50 steps through flow:fit on 2 ranks; afterwards the
 #     parameters of the two ranks are bitwise equal (and moved away from their initial values), and
-#     only rank 0 wrote the log and the results;
+#     only rank 0 wrote the log and the results; the same for a script's own flow:step loop;
 #  2. those 2 ranks with global batch 2b (b rows each, independent coupler) follow a 1-process run
 #     that draws the same two shards of b rows itself (shard 0 from the flow's stream, shard 1 from
 #     the stream dist.lua derives for shard 1 at each step, rows picked like flow:fit picks them),
@@ -24,7 +24,7 @@ fail() { echo "mpi_data_parallel: $*"; exit 1; }
 
 cat >"$WORK/train.lua" <<'LUA'
 local ff = require "fisherflow"
-local arg = ff.args { mode = { "fit", "fit | shards" }, batch = { 64, "global batch" },
+local arg = ff.args { mode = { "fit", "fit | loop | shards" }, batch = { 64, "global batch" },
                       steps = { 50, "steps" }, out = { "out", "directory" } }
 local data = ff.data.smiley { n = 4096, seed = 1 }
 local flow = ff.flow { sphere = { k = 1, d = 2 }, coupler = ff.plugin("coupler", "independent"),
@@ -36,6 +36,10 @@ if arg.mode == "fit" then
   local hist = flow:fit(data, { steps = arg.steps, batch = arg.batch, progress = false, log_every = 1,
                                 log = arg.out .. "/log.jsonl" })
   losses = hist.loss
+elseif arg.mode == "loop" then
+  -- a script's own loop: every rank draws the same global batch, flow:step takes this rank's rows
+  local rng = ff.rng(5)
+  for s = 1, arg.steps do losses[s] = flow:step(data:batch(arg.batch, rng)).loss end
 else
   -- one process, two shards of batch/2 rows: shard 0 from the flow's training stream, shard 1 from
   -- dist.lua's stream for shard 1 at this step; rows picked as flow:fit picks them
@@ -118,6 +122,12 @@ log = [json.loads(l) for l in open(d + "/log.jsonl")]
 assert [x["step"] for x in log] == list(range(1, 51)), [x["step"] for x in log]
 PY
 echo "1. after 50 steps the $(stat -c %s "$WORK/dp/params.0")-byte parameter blocks of both ranks are bitwise equal"
+mkdir -p "$WORK/loop"
+"$MPIRUN" --oversubscribe -np 2 "$FF" run "$WORK/train.lua" --mode loop --out "$WORK/loop" 2>"$WORK/loop.err" \
+  || { cat "$WORK/loop.err"; fail "2-rank flow:step loop failed"; }
+cmp -s "$WORK/loop/params.0" "$WORK/loop/params.1" || fail "a script's own flow:step loop: the ranks' parameters differ"
+cmp -s "$WORK/loop/losses.0" "$WORK/loop/losses.1" || fail "a script's own flow:step loop: the ranks report different losses"
+echo "   the same through a script's own flow:step loop"
 
 # 2. the same shards in one process
 "$FF" run "$WORK/train.lua" --mode shards --out "$WORK/one" 2>"$WORK/one.err" || { cat "$WORK/one.err"; fail "1-process run failed"; }
