@@ -6,7 +6,8 @@
 #     (step 30) to the total of 60 steps: fit starts at step 30, and the log holds every step once
 #     (fit's resume drops the records the killed job wrote past its checkpoint);
 #  3. a rank that stops answering without dying (SIGSTOP) is caught by the watchdog: with
-#     FF_DIST_TIMEOUT=3 the job ends within LIMIT seconds and rank 0 says it waited 3 s.
+#     FF_DIST_TIMEOUT=3 the job ends within LIMIT seconds and rank 0 says it waited 3 s;
+#  4. a Lua error on one rank ends the job, with the error and the rank's number.
 #   tests/e2e/mpi_fault.sh SOURCE_DIR BUILD_DIR   (MPIRUN, OMPI_ALLOW_RUN_AS_ROOT* from ctest)
 set -euo pipefail
 SRC=${1:?usage: mpi_fault.sh SOURCE_DIR BUILD_DIR}
@@ -95,4 +96,15 @@ t1=$(date +%s.%N)
 [ "$rc" -ne 0 ] || fail "the job exited 0 with a stopped rank"
 grep -q "rank 0 of 2: MPI_Allreduce.*waited 3 s" "$WORK/stop.out" || { cat "$WORK/stop.out"; fail "no watchdog message from rank 0"; }
 echo "3. SIGSTOP of rank 1: the watchdog ended the job in $(python3 -c "print('%.2f' % ($t1 - $t0))") s (status $rc)"
+# 4. a script error on rank 1 alone: the job ends (rank 0 would wait in its barrier), naming rank 1
+cat >"$WORK/err.lua" <<'LUA'
+local ff = require "fisherflow"
+if ff.dist.rank() == 1 then error("bad input on this rank", 0) end
+ff.dist.barrier()
+LUA
+rc=0; timeout "$LIMIT" "$MPIRUN" --oversubscribe -np 2 "$FF" run "$WORK/err.lua" >"$WORK/err.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { cat "$WORK/err.out"; fail "a script error on rank 1: status $rc (124: hung)"; }
+grep -q "fisherflow: bad input on this rank" "$WORK/err.out" && grep -q "rank 1 of 2: the script failed" "$WORK/err.out" \
+  || { cat "$WORK/err.out"; fail "the error of rank 1 is not reported with its rank"; }
+echo "4. a script error on rank 1 ended the job (status $rc) naming rank 1"
 echo "mpi_fault: ok"
