@@ -1,5 +1,6 @@
-/* checkpoint.c — training checkpoints as safetensors through the flow accessors (checkpoint.h).
- * Load validates every entry before writing anything, so a refused file leaves the flow as it was. */
+/* checkpoint.c — training checkpoints as safetensors through the flow accessors (checkpoint.h), and
+ * ff_flow_load, which rebuilds the flow from the configuration a checkpoint carries. Load validates
+ * every entry before writing anything, so a refused file leaves the flow as it was. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +22,13 @@ static ff_status check_finite(const char *path, const char *what, const char *na
 
 static int version_major(const char *v) { return v ? atoi(v) : -1; }
 
-ff_status ff_checkpoint_save(ff_flow_t *f, const char *path, const char *config_json) {
+ff_status ff_checkpoint_save(ff_flow_t *f, const char *path, const char *run_json) {
     const char *fn = "ff_checkpoint_save";
     if (!f || !path) return ff_errorf(FF_EINVAL, "%s: NULL argument", fn);
+    if (ff_flow_grad_count(f) > 0)
+        return ff_errorf(FF_EINVAL, "%s %s: the flow holds a gradient of %d micro-batch(es) not yet applied "
+                         "(ff_flow_grad without ff_flow_update), which a checkpoint does not keep; save after the "
+                         "update", fn, path, ff_flow_grad_count(f));
     ff_params_t *P = ff_flow_params(f);
     ff_optim_t *O = ff_flow_optim(f);
     ff_ema_t *E = ff_flow_ema(f);
@@ -74,7 +79,8 @@ ff_status ff_checkpoint_save(ff_flow_t *f, const char *path, const char *config_
     if (s == FF_OK) s = ff_st_writer_meta(w, "optim", ff_optim_get_config(O)->kind == FF_OPTIM_SGD ? "sgd" : "adamw");
     snprintf(buf, sizeof buf, "%lld", (long long)step);
     if (s == FF_OK) s = ff_st_writer_meta(w, "step", buf);
-    if (s == FF_OK && config_json) s = ff_st_writer_meta(w, "config", config_json);
+    if (s == FF_OK) s = ff_st_writer_meta(w, "config", ff_flow_config_json_of(f));
+    if (s == FF_OK && run_json) s = ff_st_writer_meta(w, "run", run_json);
     if (s == FF_OK) s = ff_st_writer_write(w, path);
     ff_st_writer_free(w);
     return s == FF_OK ? FF_OK : ff_error_wrap(s, "%s %s", fn, path);
@@ -123,9 +129,32 @@ static ff_status expect_scalar(const ff_safetensors_t *st, const char *path, con
 
 static int has_prefix(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
 
-ff_status ff_checkpoint_load(ff_flow_t *f, const char *path) {
+/* The "format" entry must be this library's: another version names itself and what to do. */
+static ff_status check_format(const ff_safetensors_t *st, const char *path) {
+    static const char prefix[] = "fisherflow-checkpoint/";
+    const char *fmt = ff_safetensors_meta(st, "format");
+    if (fmt && !strcmp(fmt, FF_CHECKPOINT_FORMAT)) return FF_OK;
+    char *end = NULL;
+    long v = fmt && has_prefix(fmt, prefix) ? strtol(fmt + strlen(prefix), &end, 10) : 0;
+    if (v > 0 && end && !*end) {
+        if (v < FF_CHECKPOINT_VERSION)
+            return ff_errorf(FF_EIO, "checkpoint %s: format version %ld, this fisherflow reads version %d: it was "
+                             "written by an older fisherflow (parameters and settings were renamed since); retrain "
+                             "the model, or convert the checkpoint to version %d", path, v, FF_CHECKPOINT_VERSION,
+                             FF_CHECKPOINT_VERSION);
+        return ff_errorf(FF_EIO, "checkpoint %s: format version %ld, this fisherflow reads version %d: it was written "
+                         "by a newer fisherflow (%s); load it with that version", path, v, FF_CHECKPOINT_VERSION,
+                         ff_safetensors_meta(st, "fisherflow_version") ? ff_safetensors_meta(st, "fisherflow_version")
+                                                                       : "version unknown");
+    }
+    return ff_errorf(FF_EIO, "checkpoint %s: format \"%s\", expected \"%s\" (not a fisherflow checkpoint?)", path,
+                     fmt ? fmt : "(none)", FF_CHECKPOINT_FORMAT);
+}
+
+/* Loads the opened checkpoint st (read from path) into f: everything is checked before anything is
+ * written, so a refusal leaves f as it was. */
+static ff_status load_from(ff_flow_t *f, const ff_safetensors_t *st, const char *path) {
     const char *fn = "ff_checkpoint_load";
-    if (!f || !path) return ff_errorf(FF_EINVAL, "%s: NULL argument", fn);
     ff_params_t *P = ff_flow_params(f);
     ff_optim_t *O = ff_flow_optim(f);
     ff_ema_t *E = ff_flow_ema(f);
@@ -135,25 +164,18 @@ ff_status ff_checkpoint_load(ff_flow_t *f, const char *path) {
     int64_t numel = 0, *t = NULL;
     FF_TRY(ff_optim_state(O, &m, &v, &numel, &t));
     int count = ff_params_count(P);
-
-    ff_safetensors_t *st = NULL;
-    ff_status s = ff_safetensors_read(&st, path);
-    if (s != FF_OK) return s;
+    ff_status s;
     const void **src = calloc((size_t)(4 * (count ? count : 1)), sizeof *src);   /* param, m, v, ema per entry */
-    if (!src) { ff_safetensors_free(st); return ff_errorf(FF_ENOMEM, "%s: out of memory", fn); }
+    if (!src) return ff_errorf(FF_ENOMEM, "%s: out of memory", fn);
     char name[NAME_MAX_LEN];
-    const char *fmt = ff_safetensors_meta(st, "format"), *ver = ff_safetensors_meta(st, "fisherflow_version");
+    const char *ver = ff_safetensors_meta(st, "fisherflow_version");
     const char *okind = ff_safetensors_meta(st, "optim");
     const char *want_kind = ff_optim_get_config(O)->kind == FF_OPTIM_SGD ? "sgd" : "adamw";
     uint64_t rs[4];
     double spare;
     int64_t has_spare, tval, step;
 
-    if (!fmt || strcmp(fmt, FF_CHECKPOINT_FORMAT)) {
-        s = ff_errorf(FF_EIO, "checkpoint %s: format \"%s\", expected \"%s\" (not a fisherflow checkpoint?)", path,
-                      fmt ? fmt : "(none)", FF_CHECKPOINT_FORMAT);
-        goto done;
-    }
+    if ((s = check_format(st, path)) != FF_OK) goto done;
     if (version_major(ver) != version_major(ff_version())) {
         s = ff_errorf(FF_EIO, "checkpoint %s: written by fisherflow %s, this is %s (hint: load it with %d.x, or re-train)",
                       path, ver ? ver : "(unknown)", ff_version(), version_major(ver));
@@ -223,11 +245,40 @@ ff_status ff_checkpoint_load(ff_flow_t *f, const char *path) {
     R->spare_normal = spare;
     R->has_spare = (int)has_spare;
     ff_flow_set_steps(f, step);
+    ff_flow_grad_zero(f);          /* a gradient accumulated for the old parameters means nothing now */
     s = FF_OK;
 done:
     free(src);
+    return s;
+}
+
+ff_status ff_checkpoint_load(ff_flow_t *f, const char *path) {
+    if (!f || !path) return ff_errorf(FF_EINVAL, "ff_checkpoint_load: NULL argument");
+    ff_safetensors_t *st = NULL;
+    FF_TRY(ff_safetensors_read(&st, path));
+    ff_status s = load_from(f, st, path);
     ff_safetensors_free(st);
     return s;
+}
+
+ff_status ff_flow_load(ff_flow_t **out, const char *path) {
+    const char *fn = "ff_flow_load";
+    if (!out) return ff_errorf(FF_EINVAL, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!path) return ff_errorf(FF_EINVAL, "%s: path is NULL", fn);
+    ff_safetensors_t *st = NULL;
+    FF_TRY(ff_safetensors_read(&st, path));
+    ff_flow_t *f = NULL;
+    ff_status s = check_format(st, path);
+    const char *cfg = ff_safetensors_meta(st, "config");
+    if (s == FF_OK && !cfg) s = ff_errorf(FF_EIO, "checkpoint %s: no \"config\" entry in its metadata", path);
+    if (s == FF_OK && (s = ff_flow_new_json(&f, cfg)) != FF_OK)
+        s = ff_error_wrap(s, "%s: checkpoint %s: its configuration", fn, path);
+    if (s == FF_OK) s = load_from(f, st, path);
+    ff_safetensors_free(st);
+    if (s != FF_OK) { ff_flow_free(f); return s; }
+    *out = f;
+    return FF_OK;
 }
 
 static char *dup_or_null(const char *s) {
@@ -244,13 +295,8 @@ ff_status ff_checkpoint_read_meta(const char *path, char **config_json, char **v
     if (!path) return ff_errorf(FF_EINVAL, "ff_checkpoint_read_meta: path is NULL");
     ff_safetensors_t *st = NULL;
     FF_TRY(ff_safetensors_read(&st, path));
-    ff_status s = FF_OK;
-    const char *fmt = ff_safetensors_meta(st, "format");
-    if (!fmt || strcmp(fmt, FF_CHECKPOINT_FORMAT)) {
-        s = ff_errorf(FF_EIO, "checkpoint %s: format \"%s\", expected \"%s\" (not a fisherflow checkpoint?)", path,
-                      fmt ? fmt : "(none)", FF_CHECKPOINT_FORMAT);
-        goto done;
-    }
+    ff_status s = check_format(st, path);
+    if (s != FF_OK) goto done;
     if (step && (s = expect_scalar(st, path, "step", FF_DTYPE_I64, 1, step)) != FF_OK) goto done;
     const char *cfg = ff_safetensors_meta(st, "config"), *ver = ff_safetensors_meta(st, "fisherflow_version");
     char *c = dup_or_null(cfg), *vv = dup_or_null(ver);
@@ -262,6 +308,19 @@ ff_status ff_checkpoint_read_meta(const char *path, char **config_json, char **v
     if (config_json) *config_json = c; else free(c);
     if (version) *version = vv; else free(vv);
 done:
+    ff_safetensors_free(st);
+    return s;
+}
+
+ff_status ff_checkpoint_read_run(const char *path, char **run_json) {
+    if (!run_json) return ff_errorf(FF_EINVAL, "ff_checkpoint_read_run: run_json is NULL");
+    *run_json = NULL;
+    if (!path) return ff_errorf(FF_EINVAL, "ff_checkpoint_read_run: path is NULL");
+    ff_safetensors_t *st = NULL;
+    FF_TRY(ff_safetensors_read(&st, path));
+    ff_status s = check_format(st, path);
+    const char *run = ff_safetensors_meta(st, "run");
+    if (s == FF_OK && run && !(*run_json = dup_or_null(run))) s = ff_errorf(FF_ENOMEM, "ff_checkpoint_read_run: out of memory");
     ff_safetensors_free(st);
     return s;
 }

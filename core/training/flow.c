@@ -10,6 +10,7 @@
 #include "fisherflow/likelihood.h"
 #include "fisherflow/ode.h"
 #include "fisherflow/sphere.h"
+#include "flow_internal.h"
 
 struct ff_flow {
     ff_flow_config     cfg;          /* resolved copy: names owned below, opts = instances' copies */
@@ -23,7 +24,12 @@ struct ff_flow {
     ff_plugin_inst    *source, *coupler, *network, *decoder;
     const ff_network_vtable *net;
     ff_rng_t           rng_init, rng_train, rng_sample, rng_eval;
+    char              *config_json;  /* ff_flow_config_json of cfg, made once at ff_flow_new          */
     int64_t            steps;
+    /* gradient accumulation since the last update (ff_flow_grad / ff_flow_update) */
+    int                grad_count;   /* micro-batches summed in the parameters' gradient block     */
+    double             grad_ms;      /* their wall time                                            */
+    double             grad_loss;    /* sum of their losses                                        */
     /* step scratch, sized for n rows ([n, k, d+1] unless noted); reallocated only when n changes */
     int64_t            n;
     ff_tensor_t       *p1;           /* smoothed data on the simplex                                */
@@ -108,8 +114,8 @@ fail:
 }
 
 static ff_status make_plugin(ff_flow_t *f, ff_plugin_inst **out, ff_plugin_kind kind, ff_plugin_spec *spec,
-                             const char *def, char **name_slot) {
-    const char *name = spec->name ? spec->name : def;
+                             char **name_slot) {
+    const char *name = spec->name;          /* resolved: the kind's default when the caller gave none */
     *name_slot = dup_str(name);
     if (!*name_slot) return ff_errorf(FF_ENOMEM, "ff_flow_new: out of memory");
     FF_TRY(ff_plugin_new(out, kind, name, spec->opts, &f->cfg.space,
@@ -143,18 +149,13 @@ ff_status ff_flow_new(ff_flow_t **out, const ff_flow_config *cfg) {
     if (!f) return ff_errorf(FF_ENOMEM, "ff_flow_new: out of memory");
     ff_status s;
     f->cfg = *cfg;
-    const char *gname = cfg->geometry ? cfg->geometry : "sphere";
-    f->geom = ff_geometry_find(gname);
+    ff_flow_config_resolve(&f->cfg);
+    f->geom = ff_geometry_find(f->cfg.geometry);
     if (!f->geom) { s = ff_error_wrap(FF_EINVAL, "ff_flow_new"); goto fail; }
     f->is_sphere = strcmp(f->geom->name, "sphere") == 0;
     if (!(f->names[0] = dup_str(f->geom->name))) { s = ff_errorf(FF_ENOMEM, "ff_flow_new: out of memory"); goto fail; }
     f->cfg.geometry = f->names[0];
 
-    if (f->cfg.optim.kind == 0) {
-        f->cfg.optim = ff_optim_adamw_defaults();
-        f->cfg.optim.weight_decay = 0.0f;
-    }
-    if (f->cfg.lr.base <= 0) f->cfg.lr.base = f->cfg.optim.lr;
 
     /* One seed, independent streams: network init, training draws, sampling, validation. */
     ff_rng_t master;
@@ -166,10 +167,10 @@ ff_status ff_flow_new(ff_flow_t **out, const ff_flow_config *cfg) {
 
     if ((s = ff_params_new(&f->params)) != FF_OK) goto fail;
     if ((s = ff_params_set_prefix(f->params, "net.")) != FF_OK) goto fail;
-    if ((s = make_plugin(f, &f->source, FF_PLUGIN_SOURCE, &f->cfg.source, "uniform_sphere", &f->names[1])) != FF_OK) goto fail;
-    if ((s = make_plugin(f, &f->coupler, FF_PLUGIN_COUPLER, &f->cfg.coupler, "independent", &f->names[2])) != FF_OK) goto fail;
-    if ((s = make_plugin(f, &f->network, FF_PLUGIN_NETWORK, &f->cfg.network, "bmlp", &f->names[3])) != FF_OK) goto fail;
-    if ((s = make_plugin(f, &f->decoder, FF_PLUGIN_DECODER, &f->cfg.decoder, "argmax", &f->names[4])) != FF_OK) goto fail;
+    if ((s = make_plugin(f, &f->source, FF_PLUGIN_SOURCE, &f->cfg.source, &f->names[1])) != FF_OK) goto fail;
+    if ((s = make_plugin(f, &f->coupler, FF_PLUGIN_COUPLER, &f->cfg.coupler, &f->names[2])) != FF_OK) goto fail;
+    if ((s = make_plugin(f, &f->network, FF_PLUGIN_NETWORK, &f->cfg.network, &f->names[3])) != FF_OK) goto fail;
+    if ((s = make_plugin(f, &f->decoder, FF_PLUGIN_DECODER, &f->cfg.decoder, &f->names[4])) != FF_OK) goto fail;
     f->net = f->network->desc->vtable;
     if (ff_params_count(f->params) == 0) {
         s = ff_errorf(FF_EPLUGIN, "ff_flow_new: network \"%s\" registered no parameters", f->names[3]);
@@ -179,6 +180,7 @@ ff_status ff_flow_new(ff_flow_t **out, const ff_flow_config *cfg) {
     if (f->cfg.ema_decay > 0 && (s = ff_ema_new(&f->ema, f->params, f->cfg.ema_decay)) != FF_OK) goto fail;
     if ((s = ff_tape_new(&f->tape, (size_t)1 << 20)) != FF_OK) goto fail;
     ff_tape_set_rng(f->tape, &f->rng_train);
+    if ((s = ff_flow_config_json(&f->cfg, &f->config_json)) != FF_OK) { s = ff_error_wrap(s, "ff_flow_new"); goto fail; }
     *out = f;
     return FF_OK;
 fail:
@@ -198,6 +200,7 @@ void ff_flow_free(ff_flow_t *f) {
     ff_plugin_free(f->source);
     ff_params_free(f->params);
     for (int i = 0; i < 5; i++) free(f->names[i]);
+    free(f->config_json);
     free(f);
 }
 
@@ -332,9 +335,17 @@ static ff_status check_step_inputs(ff_flow_t *f, const char *fn, const ff_tensor
     return FF_OK;
 }
 
-ff_status ff_flow_step(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x0, const ff_tensor_t *cond,
-                       ff_step_stats *stats) {
-    const char *fn = "ff_flow_step";
+/* Discards the accumulated gradient: the block is zeroed, the micro-batch count and its sums reset. */
+static void grad_clear(ff_flow_t *f) {
+    ff_params_zero_grad(f->params);
+    f->grad_count = 0;
+    f->grad_ms = 0;
+    f->grad_loss = 0;
+}
+
+/* ff_flow_grad under the caller's name fn (ff_flow_step's messages keep naming ff_flow_step). */
+static ff_status grad_impl(ff_flow_t *f, const char *fn, const ff_tensor_t *x1, const ff_tensor_t *x0,
+                           const ff_tensor_t *cond, ff_step_stats *stats) {
     if (!f) return ff_errorf(FF_EINVAL, "%s: flow is NULL", fn);
     double t0 = now_ms();
     long long stepno = (long long)f->steps + 1;
@@ -353,25 +364,85 @@ ff_status ff_flow_step(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x
     if (!isfinite(lv))
         return ff_errorf(FF_ENUMERIC, "%s: step %lld: loss is %s (last good parameters kept)", fn, stepno,
                          isnan(lv) ? "NaN" : "Inf");
-    ff_params_zero_grad(f->params);
-    if ((s = ff_tape_backward(f->tape, loss)) != FF_OK) return ff_error_wrap(s, "%s: step %lld", fn, stepno);
+    /* backward adds (+=) into the block: the first micro-batch after an update starts it from zero,
+     * later ones add to the earlier ones' sum, so accumulation costs nothing extra */
+    if (f->grad_count == 0) ff_params_zero_grad(f->params);
+    if ((s = ff_tape_backward(f->tape, loss)) != FF_OK) {
+        grad_clear(f);       /* a partial backward leaves no usable sum */
+        return ff_error_wrap(s, "%s: step %lld (the accumulated gradient was discarded)", fn, stepno);
+    }
+    f->grad_count++;
+    f->grad_loss += lv;
+    double ms = now_ms() - t0;
+    f->grad_ms += ms;
+    if (stats) {
+        memset(stats, 0, sizeof *stats);
+        stats->loss = lv;
+        stats->ms = ms;
+        stats->step = f->steps;
+    }
+    return FF_OK;
+}
+
+static ff_status update_impl(ff_flow_t *f, const char *fn, ff_step_stats *stats) {
+    if (!f) return ff_errorf(FF_EINVAL, "%s: flow is NULL", fn);
+    double t0 = now_ms();
+    long long stepno = (long long)f->steps + 1;
+    if (f->grad_count < 1)
+        return ff_errorf(FF_EINVAL, "%s: step %lld: no gradient accumulated since the last update (call "
+                         "ff_flow_grad on at least one batch first)", fn, stepno);
+    /* the mean over micro-batches: n equal micro-batches of b give the gradient of one batch of n*b */
+    if (f->grad_count > 1) {
+        float *g = ff_params_grad(f->params), scale = 1.0f / (float)f->grad_count;
+        int64_t numel = ff_params_numel(f->params);
+        for (int64_t i = 0; i < numel; i++) g[i] *= scale;
+    }
     float norm = 0;
-    if (ff_clip_grad_norm(f->params, f->cfg.grad_clip, &norm) != FF_OK)
-        return ff_errorf(FF_ENUMERIC, "%s: step %lld: gradient is not finite (last good parameters kept)", fn,
-                         stepno);
+    if (ff_clip_grad_norm(f->params, f->cfg.grad_clip, &norm) != FF_OK) {
+        grad_clear(f);
+        return ff_errorf(FF_ENUMERIC, "%s: step %lld: gradient is not finite (last good parameters kept; the "
+                         "accumulated gradient was discarded)", fn, stepno);
+    }
     float lr = ff_lr_at(&f->cfg.lr, f->steps);
+    ff_status s;
     if ((s = ff_optim_step(f->optim, lr)) != FF_OK) return ff_error_wrap(s, "%s: step %lld", fn, stepno);
     if (f->ema) ff_ema_update_at(f->ema, f->steps);
     f->steps++;
     if (stats) {
-        stats->loss = lv;
+        stats->loss = f->grad_loss / f->grad_count;
         stats->grad_norm = norm;
         stats->lr = lr;
         stats->step = f->steps;
-        stats->ms = now_ms() - t0;
+        stats->ms = f->grad_ms + (now_ms() - t0);
     }
+    /* the block keeps the gradient just applied (for diagnostics) until the next ff_flow_grad zeroes
+     * it: one pass over it per step, as before the split */
+    f->grad_count = 0;
+    f->grad_ms = 0;
+    f->grad_loss = 0;
     return FF_OK;
 }
+
+ff_status ff_flow_grad(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x0, const ff_tensor_t *cond,
+                       ff_step_stats *stats) {
+    return grad_impl(f, "ff_flow_grad", x1, x0, cond, stats);
+}
+
+ff_status ff_flow_update(ff_flow_t *f, ff_step_stats *stats) { return update_impl(f, "ff_flow_update", stats); }
+
+ff_status ff_flow_step(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *x0, const ff_tensor_t *cond,
+                       ff_step_stats *stats) {
+    FF_TRY(grad_impl(f, "ff_flow_step", x1, x0, cond, NULL));
+    return update_impl(f, "ff_flow_step", stats);
+}
+
+float *ff_flow_grad_block(ff_flow_t *f, size_t *n) {
+    if (n) *n = f ? (size_t)ff_params_numel(f->params) : 0;
+    return f ? ff_params_grad(f->params) : NULL;
+}
+
+int  ff_flow_grad_count(const ff_flow_t *f) { return f ? f->grad_count : 0; }
+void ff_flow_grad_zero(ff_flow_t *f) { if (f) grad_clear(f); }
 
 ff_status ff_flow_eval_loss(ff_flow_t *f, const ff_tensor_t *x1, const ff_tensor_t *cond, double *loss) {
     const char *fn = "ff_flow_eval_loss";
@@ -521,7 +592,11 @@ ff_status ff_flow_log_prob(ff_flow_t *f, const ff_tensor_t *p, const ff_tensor_t
     if ((s = ff_sphere_to_simplex_logdet(x1, ld)) != FF_OK) goto done;
     lik_ctx ctx = { f, (ff_tensor_t *)cond };
     if (f->ema) ff_ema_swap(f->ema);
+    /* the divergence needs input gradients only: parameters as constants, so the weight-gradient
+     * GEMMs are skipped and the gradient block (an accumulation in progress) is left alone */
+    ff_tape_set_param_grads(f->tape, 0);
     s = ff_likelihood_delta(lik_field, &ctx, f->tape, x1, &li, &f->rng_eval, delta, x0);
+    ff_tape_set_param_grads(f->tape, 1);
     if (f->ema) ff_ema_swap(f->ema);
     ff_tape_reset(f->tape);
     if (s != FF_OK) { s = ff_error_wrap(s, "%s", fn); goto done; }
@@ -558,6 +633,7 @@ ff_status ff_flow_decode(ff_flow_t *f, const ff_tensor_t *p, ff_tensor_t *out) {
 /* ---- accessors ----------------------------------------------------------------------------------- */
 
 const ff_flow_config *ff_flow_config_of(const ff_flow_t *f) { return f ? &f->cfg : NULL; }
+const char *ff_flow_config_json_of(const ff_flow_t *f) { return f ? f->config_json : NULL; }
 ff_params_t *ff_flow_params(ff_flow_t *f) { return f ? f->params : NULL; }
 ff_optim_t  *ff_flow_optim(ff_flow_t *f) { return f ? f->optim : NULL; }
 ff_ema_t    *ff_flow_ema(ff_flow_t *f) { return f ? f->ema : NULL; }

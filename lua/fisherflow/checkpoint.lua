@@ -72,7 +72,10 @@ end
 -- or it is not JSON), its JSON text, the library version that wrote it, and the step.
 local function read_config(path)
   local cj, ver, step = ffi.new("char *[1]"), ffi.new("char *[1]"), ffi.new("int64_t[1]")
-  check(C.ff_checkpoint_read_meta(path, cj, ver, step))
+  check(C.ff_checkpoint_read_meta(path, nil, ver, step))
+  -- these settings (and the run table) are stored as the checkpoint's "run" entry; its "config" is
+  -- the core's own (checkpoint.h)
+  check(C.ff_checkpoint_read_run(path, cj))
   local text = cj[0] ~= nil and ffi.string(cj[0]) or nil
   local version = ver[0] ~= nil and ffi.string(ver[0]) or nil
   C.ff_checkpoint_free_string(cj[0]); C.ff_checkpoint_free_string(ver[0])

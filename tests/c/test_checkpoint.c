@@ -1,7 +1,10 @@
 /* test_checkpoint.c — bit-exact resume (train M steps, save, continue, vs. load into a fresh flow
  * built with another seed and continue: identical losses and parameters), refusals naming tensors
  * and shapes, metadata without a flow, crash during save (simulated and by SIGKILL of a child that
- * saves in a loop), and a NaN batch that stops training without writing a garbage checkpoint. */
+ * saves in a loop), a NaN batch that stops training without writing a garbage checkpoint; ff_flow_load
+ * (a flow rebuilt from the checkpoint alone continues bit for bit like an uninterrupted run), format
+ * versions and stored configurations refused with what to do, and checkpoints vs. an accumulated
+ * gradient. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,14 +147,19 @@ FF_TEST(file_layout_and_metadata) {
     FF_EXPECT(!strcmp(ff_safetensors_meta(st, "step"), "3"));
     ff_safetensors_free(st);
 
-    char *cfg = NULL, *ver = NULL;
+    char *cfg = NULL, *ver = NULL, *run = NULL;
     int64_t step = -1;
     FF_EXPECT(ff_checkpoint_read_meta(ck, &cfg, &ver, &step) == FF_OK, "%s", ff_last_error());
-    FF_EXPECT(cfg && !strcmp(cfg, "{\"k\": 3}") && ver && !strcmp(ver, ff_version()) && step == 3);
+    FF_EXPECT(cfg && !strcmp(cfg, ff_flow_config_json_of(f)) && ver && !strcmp(ver, ff_version()) && step == 3,
+              "config %s", cfg ? cfg : "(none)");
+    FF_EXPECT(ff_checkpoint_read_run(ck, &run) == FF_OK && run && !strcmp(run, "{\"k\": 3}"), "%s", ff_last_error());
     ff_checkpoint_free_string(cfg);
     ff_checkpoint_free_string(ver);
+    ff_checkpoint_free_string(run);
     FF_EXPECT(ff_checkpoint_save(f, ck, NULL) == FF_OK);
-    FF_EXPECT(ff_checkpoint_read_meta(ck, &cfg, NULL, NULL) == FF_OK && cfg == NULL);
+    FF_EXPECT(ff_checkpoint_read_run(ck, &run) == FF_OK && run == NULL);
+    FF_EXPECT(ff_checkpoint_read_meta(ck, &cfg, NULL, NULL) == FF_OK && cfg && !strcmp(cfg, ff_flow_config_json_of(f)));
+    ff_checkpoint_free_string(cfg);
     /* a plain safetensors file is not a checkpoint */
     ff_tensor_t *x = NULL;
     ff_tensor_new1(&x, 2);
@@ -160,7 +168,11 @@ FF_TEST(file_layout_and_metadata) {
     ff_safetensors_save(plain, &x, 1);
     ff_tensor_free(x);
     FF_EXPECT_ERROR(ff_checkpoint_read_meta(plain, &cfg, NULL, NULL), FF_EIO, "not a fisherflow checkpoint");
+    FF_EXPECT_ERROR(ff_checkpoint_read_run(plain, &run), FF_EIO, "not a fisherflow checkpoint");
     FF_EXPECT_ERROR(ff_checkpoint_load(f, plain), FF_EIO, "format \"(none)\"");
+    ff_flow_t *g = (ff_flow_t *)f;
+    FF_EXPECT_ERROR(ff_flow_load(&g, plain), FF_EIO, "format \"(none)\"");
+    FF_EXPECT(g == NULL);
     ff_flow_free(f); ff_tensor_free(batch); ff_tensor_free(data);
 }
 
@@ -300,6 +312,142 @@ FF_TEST(sampling_after_load) {
     FF_EXPECT(!memcmp(pa->data, pc->data, (size_t)ff_tensor_numel(pa) * sizeof(float)), "samples differ after load");
     ff_flow_free(a); ff_flow_free(c);
     ff_tensor_free(data); ff_tensor_free(batch); ff_tensor_free(x0); ff_tensor_free(pa); ff_tensor_free(pc);
+}
+
+/* ---- ff_flow_load: a flow from a checkpoint alone ------------------------------------------------ */
+
+static int same_state(ff_flow_t *a, ff_flow_t *b) {
+    float *ma, *va, *mb, *vb;
+    int64_t na, nb, *ta, *tb;
+    ff_optim_state(ff_flow_optim(a), &ma, &va, &na, &ta);
+    ff_optim_state(ff_flow_optim(b), &mb, &vb, &nb, &tb);
+    int same = same_params(a, b) && na == nb && !memcmp(ma, mb, (size_t)na * sizeof(float)) &&
+               (!va) == (!vb) && (!va || !memcmp(va, vb, (size_t)na * sizeof(float))) && *ta == *tb &&
+               ff_flow_steps(a) == ff_flow_steps(b) && !memcmp(ff_flow_rng(a), ff_flow_rng(b), sizeof(ff_rng_t)) &&
+               (!ff_flow_ema(a)) == (!ff_flow_ema(b));
+    if (same && ff_flow_ema(a))
+        same = !memcmp(ff_ema_data(ff_flow_ema(a)), ff_ema_data(ff_flow_ema(b)), (size_t)na * sizeof(float));
+    return same;
+}
+
+static void flow_load_case(const char *coupler, float ema, int sgd) {
+    ff_tensor_t *data = make_data(), *batch = NULL;
+    ff_tensor_new3(&batch, BATCH, K_POS, D + 1);
+    const char *ck = path_of("flow_load.safetensors");
+    ff_flow_config c = ff_flow_default_config();
+    c.space = (ff_space){ K_POS, D, 0, 0 };
+    c.seed = 77;
+    c.ema_decay = ema;
+    c.coupler.name = coupler;
+    c.label_smoothing = 0.05f;
+    if (sgd) { c.optim = ff_optim_sgd_defaults(); c.optim.momentum = 0.9f; c.optim.nesterov = 1; }
+    c.lr = (ff_lr_schedule){ FF_LR_WARMUP_LINEAR, 3e-3f, 1e-4f, 4, 30 };
+    ff_options *no = NULL;
+    ff_options_new(&no);
+    ff_options_set_int(no, "hidden", 24);
+    ff_options_set_int(no, "depth", 3);
+    ff_options_set_int(no, "emb", 8);
+    ff_options_set_number(no, "slope", 0.1);
+    c.network.opts = no;
+    ff_flow_t *u = NULL, *a = NULL, *b = NULL;
+    FF_EXPECT(ff_flow_new(&u, &c) == FF_OK && ff_flow_new(&a, &c) == FF_OK, "%s", ff_last_error());
+    ff_options_free(no);
+    double ref[2 * M], res[2 * M];
+    for (int i = 0; i < 2 * M; i++) FF_EXPECT(train_step(u, data, batch, &ref[i]) == FF_OK, "%s", ff_last_error());
+    for (int i = 0; i < M; i++) train_step(a, data, batch, NULL);
+    FF_EXPECT(ff_checkpoint_save(a, ck, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_load(&b, ck) == FF_OK, "%s", ff_last_error());
+    if (b) {
+        FF_EXPECT(same_state(a, b), "%s: the loaded flow differs from the saved one", coupler);
+        FF_EXPECT(!strcmp(ff_flow_config_json_of(a), ff_flow_config_json_of(b)), "config\n %s\n %s",
+                  ff_flow_config_json_of(a), ff_flow_config_json_of(b));
+        for (int i = M; i < 2 * M; i++) FF_EXPECT(train_step(b, data, batch, &res[i]) == FF_OK, "%s", ff_last_error());
+        FF_EXPECT(!memcmp(ref + M, res + M, M * sizeof(double)), "%s: losses after ff_flow_load differ", coupler);
+        FF_EXPECT(same_state(u, b), "%s: continuing from ff_flow_load differs from the uninterrupted run", coupler);
+        FF_EXPECT(ref[2 * M - 1] != ref[M], "losses do not move");
+    }
+    ff_flow_free(u); ff_flow_free(a); ff_flow_free(b);
+    ff_tensor_free(batch); ff_tensor_free(data);
+}
+
+FF_TEST(flow_load_continues_bit_exact) {
+    flow_load_case("independent", 0.0f, 0);
+    flow_load_case("exact_ot", 0.95f, 1);
+}
+
+/* A copy of checkpoint src with one metadata entry replaced (value NULL: removed). */
+static void rewrite_meta(const char *src, const char *dst, const char *key, const char *value) {
+    ff_safetensors_t *st = NULL;
+    FF_EXPECT(ff_safetensors_read(&st, src) == FF_OK, "%s", ff_last_error());
+    if (!st) return;
+    ff_st_writer_t *w = NULL;
+    ff_st_writer_new(&w);
+    for (int i = 0; i < ff_safetensors_count(st); i++) {
+        ff_st_info info;
+        const void *d;
+        size_t bytes;
+        ff_safetensors_info(st, i, &info);
+        ff_safetensors_get_raw(st, info.name, info.dtype, &d, &bytes);
+        ff_st_writer_add_raw(w, info.name, info.dtype, info.ndim, info.shape, d);
+    }
+    for (int i = 0; i < ff_safetensors_meta_count(st); i++)
+        if (strcmp(ff_safetensors_meta_key(st, i), key))
+            ff_st_writer_meta(w, ff_safetensors_meta_key(st, i), ff_safetensors_meta_value(st, i));
+    if (value) ff_st_writer_meta(w, key, value);
+    FF_EXPECT(ff_st_writer_write(w, dst) == FF_OK, "%s", ff_last_error());
+    ff_st_writer_free(w);
+    ff_safetensors_free(st);
+}
+
+FF_TEST(format_versions_and_bad_configs) {
+    ff_flow_t *f = make_flow(3, 16, 0.0f, "independent"), *g = NULL;
+    const char *ck = path_of("v2.safetensors"), *old = path_of("v1.safetensors");
+    FF_EXPECT(ff_checkpoint_save(f, ck, NULL) == FF_OK, "%s", ff_last_error());
+    /* an older format: every reader names both versions and says what to do */
+    rewrite_meta(ck, old, "format", "fisherflow-checkpoint/1");
+    char *text = NULL;
+    const char *want = "format version 1, this fisherflow reads version 2: it was written by an older fisherflow";
+    FF_EXPECT_ERROR(ff_checkpoint_load(f, old), FF_EIO, want);
+    FF_EXPECT(strstr(ff_last_error(), "retrain the model, or convert the checkpoint to version 2") &&
+              strstr(ff_last_error(), old), "%s", ff_last_error());
+    FF_EXPECT_ERROR(ff_flow_load(&g, old), FF_EIO, want);
+    FF_EXPECT_ERROR(ff_checkpoint_read_meta(old, &text, NULL, NULL), FF_EIO, want);
+    FF_EXPECT_ERROR(ff_checkpoint_read_run(old, &text), FF_EIO, want);
+    FF_EXPECT(g == NULL && text == NULL);
+    rewrite_meta(ck, old, "format", "fisherflow-checkpoint/3");
+    FF_EXPECT_ERROR(ff_flow_load(&g, old), FF_EIO, "format version 3, this fisherflow reads version 2: it was written by a newer fisherflow");
+    rewrite_meta(ck, old, "format", "fisherflow-checkpoint/2x");
+    FF_EXPECT_ERROR(ff_flow_load(&g, old), FF_EIO, "format \"fisherflow-checkpoint/2x\", expected \"fisherflow-checkpoint/2\"");
+    /* the configuration: missing, or refused naming the field and the file */
+    rewrite_meta(ck, old, "config", NULL);
+    FF_EXPECT_ERROR(ff_flow_load(&g, old), FF_EIO, "no \"config\" entry");
+    FF_EXPECT(ff_checkpoint_load(f, old) == FF_OK, "the tensors alone still load into a built flow: %s", ff_last_error());
+    rewrite_meta(ck, old, "config", "{\"space\": {\"k\": 3, \"d\": 4}, \"optim\": {\"lrr\": 1}}");
+    FF_EXPECT_ERROR(ff_flow_load(&g, old), FF_EINVAL, "unknown field \"optim.lrr\"");
+    FF_EXPECT(strstr(ff_last_error(), "ff_flow_load: checkpoint ") && strstr(ff_last_error(), old), "%s", ff_last_error());
+    /* a configuration whose network differs from the stored tensors */
+    rewrite_meta(ck, old, "config", "{\"space\": {\"k\": 3, \"d\": 4}, \"network\": {\"options\": {\"hidden\": 12, \"depth\": 3, \"emb\": 8}}}");
+    FF_EXPECT_ERROR(ff_flow_load(&g, old), FF_ESHAPE, "the flow expects [12,");
+    FF_EXPECT(g == NULL);
+    ff_flow_free(f);
+}
+
+FF_TEST(accumulated_gradient_and_checkpoints) {
+    /* A checkpoint keeps no half-accumulated gradient: saving one is refused; a load drops it. */
+    ff_flow_t *f = make_flow(5, 16, 0.0f, "independent");
+    ff_tensor_t *data = make_data(), *batch = NULL;
+    ff_tensor_new3(&batch, BATCH, K_POS, D + 1);
+    const char *ck = path_of("accum.safetensors");
+    FF_EXPECT(ff_checkpoint_save(f, ck, NULL) == FF_OK, "%s", ff_last_error());
+    memcpy(batch->data, data->data, (size_t)ff_tensor_numel(batch) * sizeof(float));
+    FF_EXPECT(ff_flow_grad(f, batch, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT_ERROR(ff_checkpoint_save(f, ck, NULL), FF_EINVAL, "holds a gradient of 1 micro-batch(es) not yet applied");
+    FF_EXPECT(ff_checkpoint_load(f, ck) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_flow_grad_count(f) == 0);
+    FF_EXPECT_ERROR(ff_flow_update(f, NULL), FF_EINVAL, "no gradient accumulated");
+    FF_EXPECT(ff_flow_grad(f, batch, NULL, NULL, NULL) == FF_OK && ff_flow_update(f, NULL) == FF_OK, "%s", ff_last_error());
+    FF_EXPECT(ff_checkpoint_save(f, ck, NULL) == FF_OK, "%s", ff_last_error());
+    ff_flow_free(f); ff_tensor_free(batch); ff_tensor_free(data);
 }
 
 FF_MAIN()
