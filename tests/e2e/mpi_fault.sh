@@ -4,7 +4,8 @@
 #     SIGKILLed: the job must end within LIMIT seconds, with mpirun's message naming rank 1;
 #  2. the same command on 1 process (no mpirun) with resume continues from rank 0's last checkpoint
 #     (step 30) to the total of 60 steps: fit starts at step 30, and the log holds every step once
-#     (fit's resume drops the records the killed job wrote past its checkpoint);
+#     (fit's resume drops the records the killed job wrote past its checkpoint); resumed on 2 ranks
+#     instead, the losses equal an uninterrupted 2-rank run's bit for bit (docs/DISTRIBUTED.md);
 #  3. a rank that stops answering without dying (SIGSTOP) is caught by the watchdog: with
 #     FF_DIST_TIMEOUT=3 the job ends within LIMIT seconds and rank 0 says it waited 3 s;
 #  4. a Lua error on one rank ends the job, with the error and the rank's number.
@@ -18,7 +19,15 @@ LIMIT=${LIMIT:-20}
 export OPENBLAS_NUM_THREADS=1
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ff_mpi_fault.XXXXXX")
 job=
-trap '[ -z "$job" ] || kill -9 "$job" 2>/dev/null; [ ! -f "$WORK/pid.1" ] || kill -9 "$(cat "$WORK/pid.1")" 2>/dev/null; rm -rf "$WORK"' EXIT
+# on a failure mid-case: end the job and its rank 1 (which may be stopped); never fails itself
+cleanup() {
+  if [ -n "$job" ]; then
+    kill -9 "$job" 2>/dev/null || true
+    [ ! -s "$WORK/pid.1" ] || kill -9 "$(cat "$WORK/pid.1")" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 fail() { echo "mpi_fault: $*"; exit 1; }
 
 # rank 1 writes its pid and holds (poll sleep, no CPU) in fit's callback after step HOLD
@@ -71,6 +80,22 @@ echo "1. SIGKILL of rank 1: the job ended in $(python3 -c "print('%.2f' % ($t1 -
 # 2. resume on 1 process from rank 0's checkpoint
 step=$(ckpt_step)
 [ "$step" = 30 ] || fail "rank 0's last checkpoint is at step $step, expected 30"
+# (2b. the same checkpoint resumed on 2 ranks reproduces an uninterrupted 2-rank run bit for bit)
+mkdir -p "$WORK/two" "$WORK/ref"
+cp "$WORK/run.safetensors" "$WORK/log.jsonl" "$WORK/two/"
+"$MPIRUN" --oversubscribe -np 2 "$FF" run "$WORK/train.lua" --out "$WORK/two" 2>"$WORK/two.err" \
+  || { cat "$WORK/two.err"; fail "the 2-rank resume failed"; }
+"$MPIRUN" --oversubscribe -np 2 "$FF" run "$WORK/train.lua" --out "$WORK/ref" 2>"$WORK/ref.err" \
+  || { cat "$WORK/ref.err"; fail "the uninterrupted 2-rank run failed"; }
+python3 - "$WORK/two/log.jsonl" "$WORK/ref/log.jsonl" <<'PY' || fail "the 2-rank resume differs from the uninterrupted 2-rank run"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert [x["step"] for x in a] == list(range(1, 61)), [x["step"] for x in a]
+bad = [(x["step"], x["loss"], y["loss"]) for x, y in zip(a, b) if x["loss"] != y["loss"]]
+assert not bad, bad[:3]
+PY
+echo "2. 2-rank resume from step 30: losses of steps 1..60 equal to an uninterrupted 2-rank run, bit for bit"
 rm -f "$WORK/pid.1"
 "$FF" run "$WORK/train.lua" --out "$WORK" 2>"$WORK/resume.err" || { cat "$WORK/resume.err"; fail "the 1-process resume failed"; }
 python3 - "$WORK/log.jsonl" "$WORK/start.json" <<'PY' || fail "the resumed log"
@@ -80,7 +105,7 @@ assert steps == list(range(1, 61)), steps
 r = json.load(open(sys.argv[2]))
 assert r == {"start": 30, "steps": 60}, r
 PY
-echo "2. 1-process --resume continued from step $step to 60; the log holds steps 1..60 once each"
+echo "   1-process --resume continued from step $step to 60; the log holds steps 1..60 once each"
 
 # 3. a stopped rank: the watchdog ends the job
 rm -f "$WORK/pid.1" "$WORK/run.safetensors" "$WORK/log.jsonl"
