@@ -245,7 +245,20 @@ int ff_dist_built(void) { return 0; }
 int ff_dist_active(void) { return 0; }
 int ff_dist_rank(void) { return 0; }
 int ff_dist_size(void) { return 1; }
-ff_status ff_dist_init(int *argc, char ***argv) { (void)argc; (void)argv; return FF_OK; }
+/* Started as one of several ranks by a launcher, this build could only run the whole job alone in
+ * every process (each writing the same files): refuse. */
+ff_status ff_dist_init(int *argc, char ***argv) {
+    (void)argc; (void)argv;
+    static const char *vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE" };
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *e = getenv(vars[i]);
+        if (e && atoi(e) > 1)
+            return ff_errorf(FF_EINVAL, "ff_dist_init: started as one of %s=%s ranks, but this libfisherflow was "
+                             "built without MPI (install libopenmpi-dev and rebuild; see docs/DISTRIBUTED.md)",
+                             vars[i], e);
+    }
+    return FF_OK;
+}
 ff_status ff_dist_finalize(void) { return FF_OK; }
 
 double ff_dist_set_timeout(double seconds) {

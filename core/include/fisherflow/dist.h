@@ -25,7 +25,9 @@
 int       ff_dist_built(void);       /* 1 when libfisherflow was built with MPI                   */
 int       ff_dist_launched(void);    /* 1 when the environment says an MPI launcher started us    */
 /* Initialises MPI when built with it and launched by a launcher (otherwise does nothing and
- * returns FF_OK: one process). Idempotent. argc/argv may be NULL. */
+ * returns FF_OK: one process). Idempotent. argc/argv may be NULL. A build without MPI started as
+ * one of several ranks (OMPI_COMM_WORLD_SIZE or PMI_SIZE > 1) returns FF_EINVAL saying so: each
+ * process would otherwise run the whole job alone. */
 ff_status ff_dist_init(int *argc, char ***argv);
 /* Finalises MPI if ff_dist_init started it (after a barrier-free MPI_Finalize); idempotent. */
 ff_status ff_dist_finalize(void);
