@@ -119,6 +119,8 @@ function M.parse(specs, argv)
     args[a.name] = value
     i = i + 1
   end
+  M.last = {}                          -- the latest resolved arguments (flow:fit logs them)
+  for k, v in pairs(args) do M.last[k] = v end
   return setmetatable(args, {
     __index = function(_, k)
       if known[k] then return nil end

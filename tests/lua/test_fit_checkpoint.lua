@@ -22,7 +22,7 @@ end
 local function records(path)
   local out = {}
   for _, r in ipairs(ff.log.read(path)) do
-    out[#out + 1] = ("%d %.17g %.17g %.17g"):format(r.step, r.loss, r.grad_norm, r.lr)
+    if r.step then out[#out + 1] = ("%d %.17g %.17g %.17g"):format(r.step, r.loss, r.grad_norm, r.lr) end
   end
   return out
 end
@@ -42,7 +42,7 @@ T.test("fit resume: continues to the total step count, bit for bit, log continue
                   callback = function(i) if i == 17 then error("killed at 17") end end })
   end, "killed at 17")
   T.eq(ff.checkpoint.meta(ck).step, 14, "last checkpoint before the crash")
-  T.eq(#ff.log.read(lg), 3, "records of steps 5, 10, 15 written before the crash")
+  T.eq(#ff.log.read(lg), 4, "the configuration and the records of steps 5, 10, 15 written before the crash")
   -- a new process: same flow config, same call
   local b = new_flow()
   local hb = b:fit(data, { steps = 30, batch = 32, progress = false, log = lg, log_every = 5,
@@ -130,7 +130,7 @@ T.test("fit: a NaN step names the step and the last good checkpoint", function()
   local f = new_flow(1e30)
   local err = T.raises(function()
     f:fit(data, { steps = 10, batch = 32, progress = false, checkpoint = ck, checkpoint_every = 1 })
-  end, "ff_flow_step: step 2:")
+  end, "ff_flow_grad: step 2:")
   T.ok(err:find("last good parameters kept", 1, true), "C message kept: %s", err)
   T.ok(err:find("last good checkpoint: " .. ck .. " (step 1, written by this run)", 1, true), "checkpoint named: %s", err)
   T.eq(f:steps(), 1, "the flow kept step 1")
@@ -139,18 +139,18 @@ T.test("fit: a NaN step names the step and the last good checkpoint", function()
   local g = new_flow(1e30)
   err = T.raises(function()
     g:fit(data, { steps = 10, batch = 32, progress = false, checkpoint = ck, checkpoint_every = 5, resume = true })
-  end, "ff_flow_step: step 2:")
+  end, "ff_flow_grad: step 2:")
   T.ok(err:find(ck .. " (step 1, the one this run resumed from)", 1, true), "resumed-from named: %s", err)
   -- no checkpoint written yet / no checkpoint option
   err = T.raises(function()
     new_flow(1e30):fit(data, { steps = 10, batch = 32, progress = false, checkpoint = dir .. "/later.safetensors",
                                checkpoint_every = 5 })
-  end, "ff_flow_step: step 2:")
+  end, "ff_flow_grad: step 2:")
   T.ok(err:find("no checkpoint written yet in this run (" .. dir .. "/later.safetensors: every 5 steps, and at the end)", 1, true),
        "none written: %s", err)
   err = T.raises(function()
     new_flow(1e30):fit(data, { steps = 10, batch = 32, progress = false, checkpoint = dir .. "/end.safetensors" })
-  end, "ff_flow_step: step 2:")
+  end, "ff_flow_grad: step 2:")
   T.ok(err:find("no checkpoint written yet in this run (" .. dir .. "/end.safetensors: only at the end)", 1, true),
        "checkpoint_every = 0: %s", err)
   T.ok(not exists(dir .. "/later.safetensors"), "nothing written after the failure")
@@ -260,15 +260,15 @@ T.test("fit resume: a checkpoint of another lr schedule is refused, naming the f
   local r = ff.checkpoint.flow(ck)
   local hr = r:fit(data, { steps = 12, batch = 32, progress = false, checkpoint = ck, resume = true })
   for i = 1, 4 do T.eq(hr.lr[i], href.lr[8 + i], "lr of step " .. (8 + i)) end
-  -- a checkpoint written before the schedule was recorded (no "schedule" in its settings) resumes
+  -- a checkpoint whose run entry has the earlier layout (the Lua layer's copy of the settings with
+  -- the run table inside) resumes, and its run table is read
   local core, json = require "fisherflow.core", require "fisherflow.json"
   local old = new_flow(nil, cosine(100))
   old:fit(data, { steps = 3, batch = 32, progress = false })
-  local config = require("fisherflow.checkpoint").config_of(old)
-  config.schedule = nil
-  core.check(core.C.ff_checkpoint_save(old.ptr, dir .. "/old.safetensors", json.encode(config)))
+  local earlier = { space = { k = 1, d = 2 }, geometry = "sphere", seed = 9, run = { note = "earlier" } }
+  core.check(core.C.ff_checkpoint_save(old.ptr, dir .. "/old.safetensors", json.encode(earlier)))
   local run, step = ff.checkpoint.resume(new_flow(nil, cosine(100)), dir .. "/old.safetensors")
-  T.eq(step, 3, "an older checkpoint without a schedule resumes"); T.eq(type(run), "table", "run table")
+  T.eq(step, 3, "a checkpoint of the earlier run layout resumes"); T.eq(run.note, "earlier", "its run table")
 end)
 
 T.test("fit: a Lua error in the loop closes the log and finishes the progress bar first", function()
@@ -292,7 +292,7 @@ T.test("fit: a Lua error in the loop closes the log and finishes the progress ba
   T.ok(err:find(":" .. line .. ": stopped at 5", 1, true), "original message at the user's line %d: %s", line, err)
   T.eq(ff.log.default, nil, "log.default no longer points at fit's stream")
   T.eq(#bars, 1, "one bar"); T.ok(bars[1].done_, "progress bar finished")
-  T.eq(#ff.log.read(lg), 5, "records of steps 1..5")
+  T.eq(#ff.log.read(lg), 6, "the configuration and the records of steps 1..5")
   T.eq(ff.checkpoint.meta(dir .. "/e.safetensors").step, 4, "no save after the error")
   -- an error from a Lua source plugin (raised inside the step) closes the stream too
   local src = ff.source.lua{ name = "boom", sample = function() error("source broke") end }
