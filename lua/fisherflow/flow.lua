@@ -309,6 +309,8 @@ function Flow:log_prob(p, opts)
   opts = opts or {}
   expect_tensor("flow:log_prob", "p", p)
   expect_tensor("flow:log_prob", "cond", opts.cond, true)
+  -- rows on the simplex, checked once (the core would renormalise a row that sums to 4.4)
+  check(C.ff_simplex_check(p:is_contiguous() and p or p:copy(), "flow:log_prob: p"))
   if dist.size() > 1 then return dist.log_prob(p, opts, function(q, o) return log_prob_rows(self, q, o) end) end
   return log_prob_rows(self, p, opts)
 end
