@@ -25,7 +25,8 @@ fail() { echo "mpi_data_parallel: $*"; exit 1; }
 cat >"$WORK/train.lua" <<'LUA'
 local ff = require "fisherflow"
 local arg = ff.args { mode = { "fit", "fit | loop | shards" }, batch = { 64, "global batch" },
-                      steps = { 50, "steps" }, out = { "out", "directory" } }
+                      steps = { 50, "steps" }, out = { "out", "directory" },
+                      accumulate = { 1, "micro-batches per step" } }
 local data = ff.data.smiley { n = 4096, seed = 1 }
 local flow = ff.flow { sphere = { k = 1, d = 2 }, coupler = ff.plugin("coupler", "independent"),
                        network = ff.plugin("network", "bmlp", { hidden = 32, depth = 2 }),
@@ -33,7 +34,7 @@ local flow = ff.flow { sphere = { k = 1, d = 2 }, coupler = ff.plugin("coupler",
 local init = flow:param(flow:params()[1].name):copy()
 local losses = {}
 if arg.mode == "fit" then
-  local hist = flow:fit(data, { steps = arg.steps, batch = arg.batch, progress = false, log_every = 1,
+  local hist = flow:fit(data, { steps = arg.steps, batch = arg.batch, accumulate = arg.accumulate, progress = false, log_every = 1,
                                 log = arg.out .. "/log.jsonl" })
   losses = hist.loss
 elseif arg.mode == "loop" then
@@ -144,6 +145,30 @@ print("2. 50 losses, 2 ranks vs 1 process with the same shards: worst relative d
 assert a[0] == b[0] or abs(a[0] - b[0]) / abs(b[0]) < 1e-6, (a[0], b[0])
 assert worst < 1e-5, worst
 PY
+
+# 2b. accumulation: micro-batch m on rank r draws in shard stream r*A + m, so N ranks x A
+# micro-batches of the global batch B follow 1 process x N*A micro-batches of B/N rows
+compare() {   # $1 $2: two losses files; the same tolerance as 2.
+python3 - "$1" "$2" "$3" <<'PY' || fail "$3"
+import sys
+def read(p): return [float(l.split()[1]) for l in open(p)]
+a, b = read(sys.argv[1]), read(sys.argv[2])
+assert len(a) == len(b) == 20, (len(a), len(b))
+worst = max(abs(x - y) / abs(y) for x, y in zip(a, b))
+print("   %s: 20 losses, worst relative difference %.3g" % (sys.argv[3], worst))
+assert worst < 1e-5, worst
+PY
+}
+for spec in "1 2" "2 4"; do
+  set -- $spec
+  mkdir -p "$WORK/acc$1" "$WORK/one$2"
+  "$MPIRUN" --oversubscribe -np 2 "$FF" run "$WORK/train.lua" --mode fit --steps 20 --batch 32 --accumulate "$1" \
+    --out "$WORK/acc$1" 2>"$WORK/acc.err" || { cat "$WORK/acc.err"; fail "2-rank accumulate $1 failed"; }
+  "$FF" run "$WORK/train.lua" --mode fit --steps 20 --batch 16 --accumulate "$2" --out "$WORK/one$2" 2>"$WORK/one.err" \
+    || { cat "$WORK/one.err"; fail "1-process accumulate $2 failed"; }
+  cmp -s "$WORK/acc$1/params.0" "$WORK/acc$1/params.1" || fail "accumulate $1: the ranks' parameters differ"
+  compare "$WORK/acc$1/losses.0" "$WORK/one$2/losses.0" "2 ranks x accumulate $1 (batch 32) vs 1 process x accumulate $2 (batch 16)"
+done
 
 # 3. sampling and likelihoods split over the ranks
 "$MPIRUN" --oversubscribe -np 2 "$FF" run "$WORK/sample.lua" "$WORK/s" 2>"$WORK/s.err" || { cat "$WORK/s.err"; fail "2-rank sampling failed"; }
