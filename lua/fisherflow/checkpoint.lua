@@ -73,7 +73,7 @@ local function resume(flow, path, who, total, check_run)
   local meta = read_meta(path)
   local d = config_diff(json.decode(meta.config_json), json.decode(flow:config_json()))
   if d then
-    raise(("%s: %s was saved by a flow with other settings (%s, saved vs this flow); resume with the same settings, or flow:load it to continue deliberately"):format(who, path, d))
+    raise(("%s: %s was saved by a flow with other settings (%s, saved vs this flow); resume with the same settings, give a run of other settings its own checkpoint path, or flow:load the file to continue from it deliberately"):format(who, path, d))
   end
   if total and meta.step > total then
     raise(("%s: %s is at step %d, past steps = %d (with resume, steps is the run's total)"):format(who, path, meta.step, total))

@@ -1,6 +1,7 @@
--- flow.lua — ff.flow{...}: a Fisher-Flow model (flow.h) as a Lua object. :step is one FFI call;
--- :fit is written in Lua on top of :step (batches drawn here, progress, JSONL log), so a script
--- that needs another loop copies and edits it. Plugins written in Lua (ff.source.lua{...}) are
+-- flow.lua — ff.flow{...}: a Fisher-Flow model (flow.h) as a Lua object, built from its
+-- configuration in the core's JSON schema (ff_flow_new_json: the core checks it). :step is one FFI
+-- call; :fit (fit.lua) is written in Lua on top of :grad and :update, so a script that needs another
+-- loop copies and edits it. Plugins written in Lua (ff.source.lua{...}) are
 -- registered with the loader and named in the configuration like C plugins: the core calls them.
 local core     = require "fisherflow.core"
 local tensor   = require "fisherflow.tensor"
@@ -227,30 +228,20 @@ function Flow:eval_loss(x1, cond)
   return out[0]
 end
 
--- flow:fit(data, { steps =, batch = 256, log = "out/x.jsonl", log_every =, progress = true,
---                  optim =, cond =, callback = function(i, stats) end,
---                  checkpoint = "out/x.safetensors", checkpoint_every = 0, resume = false })
--- data: [N, k, d+1] simplex points (or { x = tensor, cond = tensor }). Returns the history:
--- per-step loss, grad_norm and lr lists of the steps this call ran (hist:last("loss", n)), and
--- hist.start (the flow's step count before them), hist.loss_first (loss of the run's step 1, when
--- this call ran it or the resumed checkpoint recorded it), hist.seconds (this call's wall time).
--- Without resume, `steps` is the number of steps this call runs. Checkpoints:
---   checkpoint = path: flow:save(path) at the end of the call, and also after every step whose
---     flow step count (flow:steps()) is a multiple of checkpoint_every (0, the default: only at the
---     end). Saves are atomic; fit's log window and first loss ride along (flow:save's run table).
---   resume = true (needs checkpoint): if path exists, flow:load(path) first. `steps` is then the
---     TOTAL step count of the run: the call runs steps - flow:steps() more (none if the run is
---     complete; an error if the checkpoint is past `steps`), whether or not the file existed; a file
---     saved by a flow of other settings is refused (ff.checkpoint.resume). Both refusals come
---     before the file is loaded: the flow is untouched. The
---     log (a path) then continues the file: records past the checkpoint's step, written by the run
---     that died, are dropped and the rest appended to. Log windows count the flow's steps, so a
---     resumed run logs the same records as an uninterrupted one, bit for bit except timings.
--- A step refused for NaN/Inf (FF_ENUMERIC: loss or gradient not finite) raises the C message (it
--- names the step) followed by the last good checkpoint: the latest one this call wrote, or the one
--- it resumed from, or a note that none was written. The flow keeps its last good parameters.
--- Any error that ends the loop (C status, callback, Lua plugin, save) closes the log fit opened and
--- finishes the bar before it propagates, with its message and position unchanged.
+-- flow:fit(data, { steps =, batch = 256, accumulate = 1, log = "out/x.jsonl", log_every = 10,
+--                  progress = true, label =, optim =, lr =, cond =, callback = function(i, stats) end,
+--                  checkpoint = "out/x.safetensors", checkpoint_every = 0, resume = false,
+--                  val = held_out, val_every = log_every, patience = nil })
+-- data: [N, k, d+1] simplex points (or { x = tensor, cond = tensor }), checked once. Returns the
+-- history: per-step loss, grad_norm and lr lists of the steps this call ran (hist:last("loss", n)),
+-- hist.val_loss, hist.start (the flow's step count before them), hist.loss_first (loss of the run's
+-- step 1), hist.seconds, hist.stopped (early stop). Without resume, `steps` is the number of steps
+-- this call runs; with resume = true (needs checkpoint) it is the run's total and a checkpoint at
+-- `checkpoint` is loaded first (refused, before loading, when saved by other settings or past
+-- `steps`). Checkpoints at the end and every checkpoint_every steps, atomic; the log continues when
+-- resuming. A NaN/Inf step raises the C message and the last good checkpoint; any error closes the
+-- log and finishes the bar first. Ctrl-C/SIGTERM stop at the end of the step, save and exit.
+-- lua/README.md and fit.lua say each option in full.
 function Flow:fit(data, opts)
   return fit.run(self, data, opts, fit_inner)
 end
