@@ -292,6 +292,16 @@ end
 
 local signal_names = { [2] = "SIGINT", [15] = "SIGTERM" }
 
+-- The signal that stops the loop after this step (0: none). Under N > 1 ranks they agree (one
+-- all-reduce of a number per step): a rank that got SIGTERM or SIGINT stops them all at the same
+-- step, SIGTERM winning, else every rank would wait for the others in the next step's collective.
+local function stop_signal()
+  local sig = C.ff_interrupt_pending()
+  if dist.size() == 1 then return sig end
+  local code = dist.sum(sig == 15 and 1000 or (sig ~= 0 and 1 or 0))
+  return code >= 1000 and 15 or (code > 0 and 2 or 0)
+end
+
 -- fit.run(flow, data, opts, inner): the loop. inner = { grad = function(flow, x1, cond) -> status
 -- (ff_flow_grad of one micro-batch), update = function(flow) -> status (ff_flow_update),
 -- stats = function(flow) -> the step's stats table, rebuild = function(flow, optim) }, from flow.lua.
@@ -381,10 +391,10 @@ function M.run(flow, data, opts, inner)
       local st = inner.stats(flow)
       local early = record(i, st)
       if opts.callback then opts.callback(i, st) end  -- before the save: a kill in between re-runs the step
-      local sig = C.ff_interrupt_pending()
+      if s.ckpt and s.every > 0 and st.step % s.every == 0 and i < todo then save() end
+      local sig = stop_signal()         -- after the periodic save: under mpirun a collective
       if sig ~= 0 then stopped = { signal = sig }; break end
       if early then stopped = { patience = true }; break end
-      if s.ckpt and s.every > 0 and st.step % s.every == 0 and i < todo then save() end
     end
     if s.ckpt then save() end
   end

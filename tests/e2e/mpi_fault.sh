@@ -35,13 +35,19 @@ cat >"$WORK/train.lua" <<'LUA'
 local ff = require "fisherflow"
 local ffi = require "ffi"
 pcall(ffi.cdef, "int poll(void *fds, unsigned long nfds, int timeout); int getpid(void);")
-local arg = ff.args { out = { "out", "directory" }, hold = { 0, "rank 1 holds after this step (0: never)" } }
+local arg = ff.args { out = { "out", "directory" }, hold = { 0, "rank 1 holds after this step (0: never)" },
+                      slow = { 0, "rank 1 spends 2 s in this step's callback (0: never)" } }
 local flow = ff.flow { sphere = { k = 1, d = 2 }, network = ff.plugin("network", "bmlp", { hidden = 16, depth = 1 }),
                        optim = ff.optim.adamw { lr = 3e-3 }, seed = 11 }
 local hist = flow:fit(ff.data.smiley { n = 2048, seed = 1 }, {
   steps = 60, batch = 32, progress = false, log_every = 1, log = arg.out .. "/log.jsonl",
   checkpoint = arg.out .. "/run.safetensors", checkpoint_every = 10, resume = true,
   callback = function(i)
+    if ff.dist.rank() == 1 and flow:steps() == arg.slow then
+      local f = assert(io.open(arg.out .. "/pid.1", "w")); f:write(ffi.C.getpid()); f:close()
+      local t = os.clock() + 2
+      while os.clock() < t do end
+    end
     if ff.dist.rank() == 1 and flow:steps() == arg.hold then
       local f = assert(io.open(arg.out .. "/pid.1", "w")); f:write(ffi.C.getpid()); f:close()
       for _ = 1, 6000 do ffi.C.poll(nil, 0, 100) end
@@ -108,6 +114,23 @@ r = json.load(open(sys.argv[2]))
 assert r == {"start": 30, "steps": 60}, r
 PY
 echo "   1-process --resume continued from step $step to 60; the log holds steps 1..60 once each"
+
+# 2c. SIGTERM to rank 1 alone during step 45: both ranks stop at the end of that step (they agree
+# through one all-reduce per step), rank 0 saves the checkpoint of step 45 and says so
+rm -f "$WORK/pid.1" "$WORK/run.safetensors" "$WORK/log.jsonl"
+"$MPIRUN" --oversubscribe -np 2 "$FF" run "$WORK/train.lua" --out "$WORK" --slow 45 >"$WORK/term.out" 2>&1 &
+job=$!
+wait_for 60 test -s "$WORK/pid.1" || { cat "$WORK/term.out"; fail "rank 1 never reached step 45"; }
+sleep 0.3
+kill -TERM "$(cat "$WORK/pid.1")"
+wait_for "$LIMIT" job_done || fail "the job still runs $LIMIT s after SIGTERM to rank 1"
+rc=0; wait "$job" || rc=$?; job=
+[ "$rc" -ne 0 ] || fail "the job exited 0 after SIGTERM"
+[ "$(ckpt_step)" = 45 ] || { cat "$WORK/term.out"; fail "SIGTERM during step 45: the checkpoint is at step $(ckpt_step)"; }
+grep -q "fisherflow: stopped by SIGTERM at step 45 of 60; checkpoint $WORK/run.safetensors (step 45); run the same command again" "$WORK/term.out" \
+  || { cat "$WORK/term.out"; fail "SIGTERM: rank 0's message"; }
+echo "2c. SIGTERM to rank 1 during step 45: both ranks stopped there, checkpoint at 45 (job status $rc)"
+rm -f "$WORK/pid.1"
 
 # 3. a stopped rank: the watchdog ends the job
 rm -f "$WORK/pid.1" "$WORK/run.safetensors" "$WORK/log.jsonl"
