@@ -452,3 +452,21 @@ T.test("fit validation: val loss in the log, the best checkpoint, early stopping
   T.ok(z:steps() < 100, "before the end: %d", z:steps())
   T.raises(function() new_flow():fit(data, { steps = 1, patience = 2, progress = false }) end, "patience needs val")
 end)
+
+T.test("ff.checkpoint.flow: a Lua plugin is not saved: refused by name until passed again", function()
+  local dir = tmp("lua_plugin_ckpt")
+  local function src() return ff.source.lua{ name = "ckpt_blob", sample = function(_, rng, out)
+    local u = ff.random.dirichlet(rng, out:shape(), 1)
+    ff.sphere.from_simplex(out, u)
+  end } end
+  do
+    local f = ff.flow{ k = 1, d = 2, seed = 2, source = src(), network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+    f:fit(data, { steps = 2, batch = 16, progress = false, checkpoint = dir .. "/l.safetensors" })
+  end
+  collectgarbage(); collectgarbage()                    -- the flow and its source are gone: unregistered
+  T.raises(function() ff.checkpoint.flow(dir .. "/l.safetensors") end,
+           'source "ckpt_blob" is not a plugin of this process (a plugin written in Lua is not saved: pass it as { source = ... })')
+  local g = ff.checkpoint.flow(dir .. "/l.safetensors", { source = src() })
+  T.eq(g:steps(), 2, "rebuilt with the source passed again")
+  T.raises(function() ff.checkpoint.flow(dir .. "/l.safetensors", { sourse = g }) end, "unknown override 'sourse'")
+end)
