@@ -5,6 +5,9 @@
  * `plugins`, `--version`, `--help`. Script errors print "fisherflow: script.lua:12: message" + exit 1.
  * `run [--threads N] SCRIPT` (or FISHERFLOW_THREADS=N) sets the thread count (threads.h); every run
  * starts with one line on stderr: version, commit, threads, OpenBLAS version and kernel.
+ * Under an MPI launcher (`mpirun -np N fisherflow run ...`, see dist.h) `run` initialises MPI first;
+ * ranks other than 0 send their stdout to /dev/null (rank 0 speaks for the job; FF_DIST_STDOUT=all
+ * keeps every rank's), and a script error on any rank ends the whole job naming that rank.
  */
 #include <dlfcn.h>
 #include <limits.h>
@@ -207,14 +210,28 @@ static int list_plugins(lua_State *L) {
     return protected_call(L, 0);
 }
 
+/* MPI when launched by mpirun (dist.h); stdout of ranks > 0 goes to /dev/null unless FF_DIST_STDOUT=all. */
+static int start_dist(int *argc, char ***argv) {
+    if (ff_dist_init(argc, argv) != FF_OK) {
+        fprintf(stderr, "fisherflow: %s\n", ff_last_error());
+        return 1;
+    }
+    const char *keep = getenv("FF_DIST_STDOUT");
+    if (ff_dist_rank() > 0 && !(keep && !strcmp(keep, "all")) && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "fisherflow: rank %d: cannot send stdout to /dev/null\n", ff_dist_rank());
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("fisherflow %s (%s, plugin ABI %d.%d)\n", ff_version(), LUAJIT_VERSION,
-               FF_PLUGIN_ABI_MAJOR, FF_PLUGIN_ABI_MINOR);
+        printf("fisherflow %s (%s, plugin ABI %d.%d%s)\n", ff_version(), LUAJIT_VERSION,
+               FF_PLUGIN_ABI_MAJOR, FF_PLUGIN_ABI_MINOR, ff_dist_built() ? ", MPI" : "");
         return 0;
     }
     int is_run = !strcmp(argv[1], "run"), is_plugins = !strcmp(argv[1], "plugins");
@@ -258,12 +275,16 @@ int main(int argc, char **argv) {
         if (slash) *slash = '\0'; else strcpy(script_dir, ".");
     }
 
+    if (is_run && start_dist(&argc, &argv) != 0) return 1;
     lua_State *L = luaL_newstate();
     if (!L) { fprintf(stderr, "fisherflow: cannot create a Lua state (out of memory)\n"); return 1; }
     luaL_openlibs(L);
     setup_lua(L, &p, script_dir);
     int rc = is_run ? run_script(L, argv[script_at], argc - script_at - 1, argv + script_at + 1) : list_plugins(L);
     fflush(stdout);
+    /* a failed rank takes the job down (the others would wait in their next collective) */
+    if (rc != 0 && ff_dist_size() > 1) ff_dist_abort(rc, "the script failed on this rank (message above)");
     lua_close(L);                 /* runs every finalizer: tensors and flows are freed */
+    if (ff_dist_finalize() != FF_OK) { fprintf(stderr, "fisherflow: %s\n", ff_last_error()); return 1; }
     return rc;
 }

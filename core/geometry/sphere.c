@@ -1,12 +1,51 @@
 /* sphere.c — batched kernels of S^d_+ (exp, log, slerp, transport, fold), float storage, double math.
  * MATH.md §Sphere geometry. Angles from atan2; slerp in the exp/log form (no 1/sin theta). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fisherflow/sphere.h"
 #include "base/vectorize.h"         /* per-position loops over d+1 symbols of any length */
 
 /* ---- shape checks ---------------------------------------------------------------------------- */
+
+/* "row R" or "row R, position P" (1-based) of flat position r, for ff_simplex_check's messages. */
+static const char *row_at(char *buf, size_t n, int64_t r, int64_t per_row) {
+    if (per_row > 1) snprintf(buf, n, "row %lld, position %lld", (long long)(r / per_row + 1), (long long)(r % per_row + 1));
+    else snprintf(buf, n, "row %lld", (long long)(r + 1));
+    return buf;
+}
+
+ff_status ff_simplex_check(const ff_tensor_t *p, const char *what) {
+    const char *fn = "ff_simplex_check";
+    if (!what) what = "p";
+    if (!p) return ff_errorf(FF_EINVAL, "%s: %s is NULL", fn, what);
+    if (p->ndim < 2 || p->shape[p->ndim - 1] < 1) {
+        char b[64];
+        return ff_errorf(FF_ESHAPE, "%s: %s [%s] needs rows and a last axis of d+1 >= 1 symbols", fn, what,
+                         ff_shape_str(p, b, sizeof b));
+    }
+    if (!ff_tensor_is_contiguous(p)) return ff_errorf(FF_EINVAL, "%s: %s must be contiguous", fn, what);
+    const int64_t c = p->shape[p->ndim - 1], rows = p->shape[0];
+    const int64_t npos = rows > 0 ? ff_tensor_numel(p) / c : 0, per_row = rows > 0 ? npos / rows : 0;
+    for (int64_t r = 0; r < npos; r++) {
+        const float *v = p->data + r * c;
+        double s = 0;
+        char at[64];
+        for (int64_t j = 0; j < c; j++) {
+            if (!isfinite(v[j]))
+                return ff_errorf(FF_EINVAL, "%s: %s, column %lld is %g (not finite)", what, row_at(at, sizeof at, r, per_row), (long long)j + 1, (double)v[j]);
+            if (v[j] < 0)
+                return ff_errorf(FF_EINVAL, "%s: %s, column %lld is %g; rows must lie on the simplex (entries >= 0, "
+                                 "summing to 1)", what, row_at(at, sizeof at, r, per_row), (long long)j + 1, (double)v[j]);
+            s += v[j];
+        }
+        if (fabs(s - 1) > FF_SIMPLEX_SUM_TOL)
+            return ff_errorf(FF_EINVAL, "%s: %s sums to %.7g, not 1 (tolerance %g); rows must lie on the simplex "
+                             "(entries >= 0, summing to 1): divide each row by its sum first", what, row_at(at, sizeof at, r, per_row), s, FF_SIMPLEX_SUM_TOL);
+    }
+    return FF_OK;
+}
 
 static ff_status need_points(const char *fn, const char *what, const ff_tensor_t *a) {
     if (!a) return ff_errorf(FF_EINVAL, "%s: %s is NULL", fn, what);

@@ -646,5 +646,6 @@ ff_params_t *ff_flow_params(ff_flow_t *f) { return f ? f->params : NULL; }
 ff_optim_t  *ff_flow_optim(ff_flow_t *f) { return f ? f->optim : NULL; }
 ff_ema_t    *ff_flow_ema(ff_flow_t *f) { return f ? f->ema : NULL; }
 ff_rng_t    *ff_flow_rng(ff_flow_t *f) { return f ? &f->rng_train : NULL; }
+ff_rng_t    *ff_flow_sample_rng(ff_flow_t *f) { return f ? &f->rng_sample : NULL; }
 int64_t      ff_flow_steps(const ff_flow_t *f) { return f ? f->steps : 0; }
 void         ff_flow_set_steps(ff_flow_t *f, int64_t steps) { if (f) f->steps = steps; }

@@ -1,9 +1,11 @@
--- checkpoint.lua — what flow:save(path) / flow:load(path) do (flow.lua defines them), through checkpoint.h (a safetensors file with
--- parameters, optimiser state, EMA, the training stream and the step count, written atomically),
--- plus ff.checkpoint.meta(path) (ff.checkpoint.flow, which rebuilds a flow from the saved
--- configuration and loads it, is flow.lua's M.from_checkpoint). For loops that resume: flow:save(path, run) stores a small table of
--- the loop's own state (JSON-able: numbers, strings, tables) next to the configuration, and
--- ff.checkpoint.resume / open_log / rng_state / set_rng_state help a script continue bit for bit.
+-- checkpoint.lua — what flow:save(path) / flow:load(path) do (flow.lua defines them): a thin layer
+-- over checkpoint.h (a safetensors file with parameters, optimiser state, EMA, the training stream
+-- and the step count, written atomically, with the flow's configuration in the core's schema), plus
+-- ff.checkpoint.meta(path) (ff.checkpoint.flow, which rebuilds a flow from the saved configuration
+-- and loads it, is flow.lua's M.from_checkpoint). For loops that resume: flow:save(path, run) stores
+-- a small table of the loop's own state (JSON-able: numbers, strings, tables) as the checkpoint's
+-- "run" entry, and ff.checkpoint.resume / open_log / rng_state / set_rng_state help a script
+-- continue bit for bit.
 local core = require "fisherflow.core"
 local json = require "fisherflow.json"
 local util = require "fisherflow.util"
@@ -13,47 +15,12 @@ local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
 
-local lr_kinds = { [tonumber(C.FF_LR_CONSTANT)] = "constant", [tonumber(C.FF_LR_COSINE)] = "cosine",
-                   [tonumber(C.FF_LR_WARMUP_LINEAR)] = "warmup_linear", [tonumber(C.FF_LR_WARMUP_COSINE)] = "warmup_cosine" }
-
--- The flow's settings as plain data (stored in the checkpoint's metadata).
-local function config_of(flow)
-  local t, cfg = flow.opts, flow.cfg
-  local out = {
-    space = { k = flow.space.k, d = flow.space.d, cond_classes = flow.space.cond_classes,
-              cond_channels = flow.space.cond_channels },
-    geometry = flow.geometry, seed = flow.seed,
-    grad_clip = cfg.grad_clip, ema = cfg.ema_decay, label_smoothing = cfg.label_smoothing,
-    optim = { kind = tonumber(cfg.optim.kind) == tonumber(C.FF_OPTIM_SGD) and "sgd" or "adamw",
-              lr = cfg.optim.lr, weight_decay = cfg.optim.weight_decay, momentum = cfg.optim.momentum,
-              nesterov = cfg.optim.nesterov ~= 0, betas = { cfg.optim.beta1, cfg.optim.beta2 }, eps = cfg.optim.eps },
-    -- the lr schedule (ff.lr.*; constant with base 0 = optim.lr throughout)
-    schedule = { kind = lr_kinds[tonumber(cfg.lr.kind)] or tonumber(cfg.lr.kind), base = cfg.lr.base,
-                 min = cfg.lr.min, warmup = tonumber(cfg.lr.warmup), total = tonumber(cfg.lr.total) },
-  }
-  for _, kind in ipairs({ "source", "coupler", "network", "decoder" }) do
-    local v = t[kind]
-    if type(v) == "string" then out[kind] = { name = v }
-    elseif type(v) == "table" and v.lua then out[kind] = { lua = v.name }
-    elseif type(v) == "table" then out[kind] = { name = v.name, options = v.options } end
-  end
-  return out
-end
-M.config_of = config_of
-
--- The first setting where two configurations (config_of tables) differ, as "a.b: x vs y", or nil.
--- A saved configuration without a "schedule" (written before schedules were recorded) is compared
--- without it: what schedule that run used is unknown.
+-- The first setting where two configurations (decoded JSON) differ, as "a.b: x vs y", or nil.
 local function config_diff(a, b, prefix)
-  local keys = {}
+  local keys, names = {}, {}
   for k in pairs(type(a) == "table" and a or {}) do keys[k] = true end
   for k in pairs(type(b) == "table" and b or {}) do keys[k] = true end
-  local names = {}
-  for k in pairs(keys) do
-    if prefix or (k ~= "run" and (k ~= "schedule" or (type(a) == "table" and a.schedule ~= nil))) then
-      names[#names + 1] = k
-    end
-  end
+  for k in pairs(keys) do names[#names + 1] = k end
   table.sort(names, function(x, y) return tostring(x) < tostring(y) end)
   for _, k in ipairs(names) do
     local x, y = a and a[k], b and b[k]
@@ -61,56 +28,62 @@ local function config_diff(a, b, prefix)
     if type(x) == "table" and type(y) == "table" and not (#x > 0 or #y > 0) then
       local d = config_diff(x, y, path)
       if d then return d end
-    elseif json.encode(x == nil and json.null or x) ~= json.encode(y == nil and json.null or y) then
-      return ("%s: %s vs %s"):format(path, json.encode(x == nil and json.null or x), json.encode(y == nil and json.null or y))
+    else
+      local ex, ey = json.encode(x == nil and json.null or x), json.encode(y == nil and json.null or y)
+      if ex ~= ey then return ("%s: %s vs %s"):format(path, ex, ey) end
     end
   end
   return nil
 end
 
--- A checkpoint's metadata, read once: config (the decoded settings table, or nil when there is none
--- or it is not JSON), its JSON text, the library version that wrote it, and the step.
-local function read_config(path)
-  local cj, ver, step = ffi.new("char *[1]"), ffi.new("char *[1]"), ffi.new("int64_t[1]")
-  check(C.ff_checkpoint_read_meta(path, nil, ver, step))
-  -- these settings (and the run table) are stored as the checkpoint's "run" entry; its "config" is
-  -- the core's own (checkpoint.h)
-  check(C.ff_checkpoint_read_run(path, cj))
-  local text = cj[0] ~= nil and ffi.string(cj[0]) or nil
-  local version = ver[0] ~= nil and ffi.string(ver[0]) or nil
-  C.ff_checkpoint_free_string(cj[0]); C.ff_checkpoint_free_string(ver[0])
-  local ok, config = pcall(json.decode, text or "null")
-  if not ok or type(config) ~= "table" then config = nil end
-  return config, tonumber(step[0]), text, version
+local function take_string(p)
+  if p == nil then return nil end
+  local s = ffi.string(p)
+  C.ff_checkpoint_free_string(p)
+  return s
 end
 
--- Loads path into flow (its metadata already read as config): -> run table ({} if none).
-local function load_with(flow, path, config)
-  check(C.ff_checkpoint_load(flow.ptr, path))
-  return config and type(config.run) == "table" and config.run or {}
+-- A checkpoint's metadata, read once: the configuration's JSON (the core's), the run table ({} if
+-- none), the library version that wrote it, and the step.
+local function read_meta(path)
+  local cj, ver, step, rj = ffi.new("char *[1]"), ffi.new("char *[1]"), ffi.new("int64_t[1]"), ffi.new("char *[1]")
+  check(C.ff_checkpoint_read_meta(path, cj, ver, step))
+  local config, version = take_string(cj[0]), take_string(ver[0])
+  check(C.ff_checkpoint_read_run(path, rj))
+  local text = take_string(rj[0])
+  local ok, run = pcall(json.decode, text or "null")
+  if not ok then raise(("%s: the checkpoint's run entry is not JSON (%s)"):format(path, run)) end
+  -- a file written before the run entry held only the run table (the flow's settings beside it)
+  if type(run) == "table" and run.space ~= nil and run.geometry ~= nil then run = run.run end
+  return { config_json = config, run = type(run) == "table" and run or {}, version = version,
+           step = tonumber(step[0]) }
 end
 
 -- The resume check and load, with the caller's name in the messages (who) and, for flow:fit, the
 -- run's total step count (total): a checkpoint of other settings or past `total` is refused before
 -- anything is loaded, so the flow is untouched. The file's metadata is read once.
-local function resume(flow, path, who, total)
+-- -> the run table and the step, or nil when path does not exist.
+local function resume(flow, path, who, total, check_run)
   if type(path) ~= "string" or path == "" then
     raise(who .. ": path must be a non-empty string, got " .. tostring(path))
   end
   local f = io.open(path, "rb")
   if not f then return nil end
   f:close()
-  local saved, step = read_config(path)
-  local d = saved and config_diff(saved, json.decode(json.encode(config_of(flow))))
+  local meta = read_meta(path)
+  local d = config_diff(json.decode(meta.config_json), json.decode(flow:config_json()))
   if d then
-    raise(("%s: %s was saved by a flow with other settings (%s, saved vs this flow); resume with the same settings, or flow:load it to continue deliberately"):format(who, path, d))
+    raise(("%s: %s was saved by a flow with other settings (%s, saved vs this flow); resume with the same settings, give a run of other settings its own checkpoint path, or flow:load the file to continue from it deliberately"):format(who, path, d))
   end
-  if total and step > total then
-    raise(("%s: %s is at step %d, past steps = %d (with resume, steps is the run's total)"):format(who, path, step, total))
+  if total and meta.step > total then
+    raise(("%s: %s is at step %d, past steps = %d (with resume, steps is the run's total)"):format(who, path, meta.step, total))
   end
-  return load_with(flow, path, saved), flow:steps()
+  if check_run then check_run(meta.run) end
+  check(C.ff_checkpoint_load(flow.ptr, path))
+  return meta.run, flow:steps()
 end
-M.resume_fit = function(flow, path, total) return resume(flow, path, "flow:fit: resume", total) end
+-- flow:fit's: check_run(run) may refuse the saved run table before anything is loaded.
+M.resume_fit = function(flow, path, total, check_run) return resume(flow, path, "flow:fit: resume", total, check_run) end
 
 -- ff.checkpoint.resume(flow, path) -> run, step if path exists (loaded into flow), nil otherwise.
 -- A checkpoint saved by a flow of other settings (seed, optimiser, lr schedule, plugins and their
@@ -128,7 +101,7 @@ function M.open_log(path, step)
   if type(step) ~= "number" or step < 0 then
     raise("ff.checkpoint.open_log: step must be a non-negative number, got " .. tostring(step))
   end
-  if step == 0 then return log.open(path) end
+  if step == 0 or not core.writes() then return log.open(path) end
   local f = io.open(path, "rb")
   if f then
     local text = f:read("*a")
@@ -181,29 +154,33 @@ function M.set_rng_state(r, st)
 end
 
 -- flow:save(path [, run]) (flow.lua defines the method): the flow's parameters, optimiser, EMA,
--- stream and step, with its settings and `run` in the metadata; atomic.
+-- stream and step, with its configuration and `run` in the metadata; atomic. Only the process that
+-- writes files (core.writes: rank 0 under mpirun) writes; the others check their arguments.
 function M.save(flow, path, run)
   if type(path) ~= "string" then raise("flow:save: path must be a string, got " .. type(path)) end
   if run ~= nil and type(run) ~= "table" then raise("flow:save: run must be a table, got " .. type(run)) end
+  local text = run and json.encode(run)
+  if not core.writes() then return path end
   util.ensure_parent(path)
-  local config = config_of(flow)
-  config.run = run
-  check(C.ff_checkpoint_save(flow.ptr, path, json.encode(config)))
+  check(C.ff_checkpoint_save(flow.ptr, path, text))
   return path
 end
 
 -- flow:load(path): -> the run table given to flow:save ({} if none was).
 function M.load(flow, path)
   if type(path) ~= "string" then raise("flow:load: path must be a string, got " .. type(path)) end
+  local meta = read_meta(path)
   check(C.ff_checkpoint_load(flow.ptr, path))
-  local config = read_config(path)
-  return config and type(config.run) == "table" and config.run or {}
+  return meta.run
 end
 
--- ff.checkpoint.meta(path) -> { config = table|nil, config_json =, run =, version = "0.1.0", step = n }
+-- ff.checkpoint.meta(path) -> { config = table (the core's configuration, flow.h), config_json =,
+-- run = table ({} if none), version = "0.1.0", step = n }
 function M.meta(path)
-  local c, step, text, version = read_config(path)
-  return { config = c, config_json = text, run = c and c.run or nil, version = version, step = step }
+  if type(path) ~= "string" then raise("ff.checkpoint.meta: path must be a string, got " .. type(path)) end
+  local m = read_meta(path)
+  m.config = json.decode(m.config_json)
+  return m
 end
 
 return M

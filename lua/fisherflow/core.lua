@@ -107,4 +107,10 @@ function M.has(name, lib)
   return (pcall(function() return (lib or C)[name] end))
 end
 
+-- Whether this process writes files and draws progress: under `mpirun -np N` only rank 0 does
+-- (dist.h); every writer of the Lua layer asks, so a script that knows nothing of MPI writes each
+-- file once. The others still check their arguments and compute what the writer computes.
+local has_dist = M.has("ff_dist_rank")
+function M.writes() return not has_dist or C.ff_dist_rank() == 0 end
+
 return M

@@ -128,7 +128,7 @@ function M.install(ff)
       table.sort(names)
       for _, name in ipairs(names) do check(C.ff_st_writer_add(w, name, tensors[name])) end
       for k, v in pairs(meta or {}) do check(C.ff_st_writer_meta(w, tostring(k), tostring(v))) end
-      check(C.ff_st_writer_write(w, path))
+      if core.writes() then check(C.ff_st_writer_write(w, path)) end   -- rank 0 writes (core.writes)
       return path
     end
   end

@@ -1,6 +1,7 @@
--- flow.lua — ff.flow{...}: a Fisher-Flow model (flow.h) as a Lua object. :step is one FFI call;
--- :fit is written in Lua on top of :step (batches drawn here, progress, JSONL log), so a script
--- that needs another loop copies and edits it. Plugins written in Lua (ff.source.lua{...}) are
+-- flow.lua — ff.flow{...}: a Fisher-Flow model (flow.h) as a Lua object, built from its
+-- configuration in the core's JSON schema (ff_flow_new_json: the core checks it). :step is one FFI
+-- call; :fit (fit.lua) is written in Lua on top of :grad and :update, so a script that needs another
+-- loop copies and edits it. Plugins written in Lua (ff.source.lua{...}) are
 -- registered with the loader and named in the configuration like C plugins: the core calls them.
 local core     = require "fisherflow.core"
 local tensor   = require "fisherflow.tensor"
@@ -11,6 +12,8 @@ local util     = require "fisherflow.util"
 local fit      = require "fisherflow.fit"
 local checkpoint = require "fisherflow.checkpoint"
 local evaluate = require "fisherflow.evaluate"
+local json     = require "fisherflow.json"
+local dist     = require "fisherflow.dist"
 local ffi, C, check, raise = core.ffi, core.C, core.check, core.raise
 
 local M = {}
@@ -19,8 +22,9 @@ local M = {}
 -- not make such a call from a compiled trace, so they are made only from these functions, whose
 -- JIT compilation is off (a trace reaching one stops there).
 local calls_back = {
-  new      = function(out, cfg) return C.ff_flow_new(out, cfg) end,
+  new      = function(out, json) return C.ff_flow_new_json(out, json) end,
   step     = function(f, x1, x0, cond, stats) return C.ff_flow_step(f, x1, x0, cond, stats) end,
+  grad     = function(f, x1, x0, cond, stats) return C.ff_flow_grad(f, x1, x0, cond, stats) end,
   eval     = function(f, x1, cond, out) return C.ff_flow_eval_loss(f, x1, cond, out) end,
   sample   = function(f, out, x0, cond, o, st) return C.ff_flow_sample(f, out, x0, cond, o, st) end,
   decode   = function(f, p, out) return C.ff_flow_decode(f, p, out) end,
@@ -81,53 +85,62 @@ local function slot(kind, v, keep)
   return v
 end
 
-local function build(self)
-  local t = self.opts
-  local cfg = C.ff_flow_default_config()
-  local sp = self.space
-  cfg.space.k, cfg.space.d = sp.k, sp.d
-  cfg.space.cond_classes, cfg.space.cond_channels = sp.cond_classes, sp.cond_channels
-  if t.geometry ~= nil then
-    if type(t.geometry) ~= "string" then raise("ff.flow: geometry must be a string (sphere | simplex | linear)") end
-    cfg.geometry = t.geometry
+-- optim.lua's objects in the configuration's schema (flow.h): the C fields, which the core wrote.
+local function optim_config(o)
+  local c = o.cfg
+  if tonumber(c.kind) == tonumber(C.FF_OPTIM_SGD) then
+    return { kind = "sgd", lr = c.lr, weight_decay = c.weight_decay, momentum = c.momentum, nesterov = c.nesterov ~= 0 }
   end
+  return { kind = "adamw", lr = c.lr, weight_decay = c.weight_decay, betas = { c.beta1, c.beta2 }, eps = c.eps }
+end
+local function schedule_config(sc)
+  local s = sc.sched
+  return { kind = sc.kind, base = s.base, min = s.min, warmup = tonumber(s.warmup), total = tonumber(s.total) }
+end
+local function slot_config(spec)
+  if spec.lua or next(spec.options or {}) == nil then return { name = spec.name } end
+  return { name = spec.name, options = spec.options }
+end
+
+-- ff.flow's table -> the configuration in the core's schema (flow.h), plugins it must keep alive.
+-- Values go to the core as they are: it checks types and ranges and names the field.
+local function config_of(t, sp)
+  local c = { space = { k = sp.k, d = sp.d, cond_classes = sp.cond_classes, cond_channels = sp.cond_channels },
+              geometry = t.geometry, grad_clip = t.grad_clip, ema = t.ema, label_smoothing = t.label_smoothing,
+              seed = t.seed or random.default_seed }
   local keep = {}
   for _, kind in ipairs({ "source", "coupler", "network", "decoder" }) do
     local spec = slot(kind, t[kind], keep)
-    if spec then cfg[kind].name = spec.name; cfg[kind].opts = spec.opts end
+    if spec then c[kind] = slot_config(spec) end
   end
-  local o = self.optim or t.optim
+  local o = t.optim
   if o ~= nil then
     if type(o) == "table" and not optim.is_optim(o) then o = optim.optim.adamw(o) end
     if not optim.is_optim(o) then raise("ff.flow: optim must be ff.optim.adamw{...} or ff.optim.sgd{...}") end
-    cfg.optim = o.cfg
+    c.optim = optim_config(o)
   end
   local sched = t.schedule or t.lr
   if sched ~= nil then
     if not optim.is_schedule(sched) then raise("ff.flow: schedule must be ff.lr.cosine{...} (or another ff.lr.*)") end
-    cfg.lr = sched.sched
+    c.schedule = schedule_config(sched)
   end
-  local function num(name, lo, hi)
-    local v = t[name]
-    if v == nil then return nil end
-    if type(v) ~= "number" or v ~= v or v < lo or (hi and v >= hi) then
-      raise(("ff.flow: %s must be a number in [%g, %s), got %s"):format(name, lo, hi and tostring(hi) or "inf", tostring(v)))
-    end
-    return v
-  end
-  cfg.grad_clip = num("grad_clip", 0) or cfg.grad_clip
-  cfg.ema_decay = num("ema", 0, 1) or 0
-  cfg.label_smoothing = num("label_smoothing", 0, 1) or 0
-  local seed = t.seed or random.default_seed
-  if type(seed) ~= "number" or seed < 0 or seed ~= math.floor(seed) then
-    raise("ff.flow: seed must be a non-negative integer, got " .. tostring(seed))
-  end
-  cfg.seed = seed
+  return c, keep
+end
+
+-- Builds the C flow from self.config (the core's schema) and reads back what the core resolved.
+local function build(self)
   local out = ffi.new("ff_flow_t *[1]")
-  check(calls_back.new(out, cfg))
+  check(calls_back.new(out, json.encode(self.config)))
   self.ptr = ffi.gc(out[0], C.ff_flow_free)
-  self.cfg, self.keep, self.seed = cfg, keep, seed
-  self.geometry = t.geometry or "sphere"
+  local cfg = C.ff_flow_config_of(self.ptr)
+  self.seed, self.geometry = tonumber(cfg.seed), ffi.string(cfg.geometry)
+end
+
+local function new_flow(config, keep, space)
+  local self = setmetatable({ config = config, keep = keep, space = space, k = space.k, d = space.d,
+                              stats = ffi.new("ff_step_stats"), buffers = {} }, Flow)
+  build(self)
+  return self
 end
 
 -- ff.flow{ space = ff.sphere{k=, d=} (or k =, d =), geometry =, source =, coupler =, network =,
@@ -139,39 +152,73 @@ function M.flow(t)
   local sp = t.space or t.sphere
   if sp == nil then sp = { k = t.k, d = t.d, cond_classes = t.cond_classes, cond_channels = t.cond_channels } end
   if getmetatable(sp) ~= Space then sp = M.space(sp) end
-  local self = setmetatable({ opts = t, space = sp, k = sp.k, d = sp.d,
-                              stats = ffi.new("ff_step_stats"), buffers = {} }, Flow)
-  build(self)
-  return self
+  local config, keep = config_of(t, sp)
+  return new_flow(config, keep, sp)
 end
+
+-- The flow's configuration as the core wrote it (flow.h's JSON: every field, defaults resolved).
+function Flow:config_json() return ffi.string(C.ff_flow_config_json_of(self.ptr)) end
 
 local expect_tensor = tensor.expect
 
--- One training step (one FFI call: pair, path, forward, backward, clip, update, EMA).
--- x1 [n, k, d+1] simplex points; x0 optional sphere-coordinate source draws; cond optional.
--- step_status returns the C status (fit tells FF_ENUMERIC apart); Flow:step raises on failure.
-local function step_status(self, x1, x0, cond)
-  return calls_back.step(self.ptr, x1, x0, cond, self.stats)
+-- Training. x1 [n, k, d+1] simplex points; x0 optional sphere-coordinate source draws; cond optional.
+-- The *_status functions return the C status (fit tells FF_ENUMERIC apart); the methods raise.
+local function grad_status(self, x1, x0, cond)
+  return calls_back.grad(self.ptr, x1, x0, cond, self.stats)
 end
+local function update_status(self) return C.ff_flow_update(self.ptr, self.stats) end
 
 local function stats_of(s)
   return { loss = s.loss, grad_norm = s.grad_norm, lr = s.lr, ms = s.ms, step = tonumber(s.step) }
 end
 
+-- flow:step(x1 [, x0, cond]) -> stats: one optimiser step (one FFI call: pair, path, forward,
+-- backward, clip, update, EMA). Under mpirun with N > 1 ranks every rank passes the same global
+-- batch and computes the gradient of its rows; the ranks average their gradients and make the
+-- same update (dist.lua).
 function Flow:step(x1, x0, cond)
   expect_tensor("flow:step", "x1", x1)
   expect_tensor("flow:step", "x0", x0, true)
   expect_tensor("flow:step", "cond", cond, true)
-  check(step_status(self, x1, x0, cond))
+  if dist.size() > 1 then
+    check(dist.step(self, x1, x0, cond, function(a, b, c) return grad_status(self, a, b, c) end,
+                    function() return update_status(self) end))
+  else
+    check(calls_back.step(self.ptr, x1, x0, cond, self.stats))
+  end
   return stats_of(self.stats)
 end
 
--- What fit's loop needs of the flow beyond its methods (fit.lua): the C status of one step (fit
--- tells FF_ENUMERIC apart), its stats, and a rebuild with another optimiser.
+-- flow:grad(x1 [, { x0 =, cond = }]) -> this micro-batch's mean loss: adds the gradient of x1 to the
+-- flow's accumulated gradient (ff_flow_grad); flow:update() -> stats applies the mean of the
+-- micro-batches accumulated since the last update as one optimiser step (ff_flow_update). For a
+-- script's own accumulation loop; one process (flow:fit with accumulate = n does this, under mpirun
+-- too). A refused micro-batch (non-finite loss) leaves the accumulation as it was.
+function Flow:grad(x1, opts)
+  expect_tensor("flow:grad", "x1", x1)
+  if opts ~= nil and type(opts) ~= "table" then raise("flow:grad: options must be a table, got " .. type(opts)) end
+  opts = opts or {}
+  util.check_keys(opts, { x0 = true, cond = true }, "flow:grad", "option")
+  expect_tensor("flow:grad", "x0", opts.x0, true)
+  expect_tensor("flow:grad", "cond", opts.cond, true)
+  check(grad_status(self, x1, opts.x0, opts.cond))
+  return self.stats.loss
+end
+
+function Flow:update()
+  if C.ff_flow_grad_count(self.ptr) == 0 then raise("flow:update: no gradient accumulated (call flow:grad first)") end
+  check(update_status(self))
+  return stats_of(self.stats)
+end
+
+-- What fit's loop needs of the flow beyond its methods (fit.lua): the C status of one micro-batch's
+-- gradient and of the update (fit tells FF_ENUMERIC apart), the stats, and a rebuild with another
+-- optimiser.
 local fit_inner = {
-  step = function(self, x1, cond) return step_status(self, x1, nil, cond) end,
+  grad = function(self, x1, cond) return grad_status(self, x1, nil, cond) end,
+  update = update_status,
   stats = function(self) return stats_of(self.stats) end,
-  rebuild = function(self, o) self.optim = o; build(self) end,
+  rebuild = function(self, o) self.config.optim = optim_config(o); build(self) end,
 }
 
 function Flow:eval_loss(x1, cond)
@@ -181,30 +228,20 @@ function Flow:eval_loss(x1, cond)
   return out[0]
 end
 
--- flow:fit(data, { steps =, batch = 256, log = "out/x.jsonl", log_every =, progress = true,
---                  optim =, cond =, callback = function(i, stats) end,
---                  checkpoint = "out/x.safetensors", checkpoint_every = 0, resume = false })
--- data: [N, k, d+1] simplex points (or { x = tensor, cond = tensor }). Returns the history:
--- per-step loss, grad_norm and lr lists of the steps this call ran (hist:last("loss", n)), and
--- hist.start (the flow's step count before them), hist.loss_first (loss of the run's step 1, when
--- this call ran it or the resumed checkpoint recorded it), hist.seconds (this call's wall time).
--- Without resume, `steps` is the number of steps this call runs. Checkpoints:
---   checkpoint = path: flow:save(path) at the end of the call, and also after every step whose
---     flow step count (flow:steps()) is a multiple of checkpoint_every (0, the default: only at the
---     end). Saves are atomic; fit's log window and first loss ride along (flow:save's run table).
---   resume = true (needs checkpoint): if path exists, flow:load(path) first. `steps` is then the
---     TOTAL step count of the run: the call runs steps - flow:steps() more (none if the run is
---     complete; an error if the checkpoint is past `steps`), whether or not the file existed; a file
---     saved by a flow of other settings is refused (ff.checkpoint.resume). Both refusals come
---     before the file is loaded: the flow is untouched. The
---     log (a path) then continues the file: records past the checkpoint's step, written by the run
---     that died, are dropped and the rest appended to. Log windows count the flow's steps, so a
---     resumed run logs the same records as an uninterrupted one, bit for bit except timings.
--- A step refused for NaN/Inf (FF_ENUMERIC: loss or gradient not finite) raises the C message (it
--- names the step) followed by the last good checkpoint: the latest one this call wrote, or the one
--- it resumed from, or a note that none was written. The flow keeps its last good parameters.
--- Any error that ends the loop (C status, callback, Lua plugin, save) closes the log fit opened and
--- finishes the bar before it propagates, with its message and position unchanged.
+-- flow:fit(data, { steps =, batch = 256, accumulate = 1, log = "out/x.jsonl", log_every = 10,
+--                  progress = true, label =, optim =, lr =, cond =, callback = function(i, stats) end,
+--                  checkpoint = "out/x.safetensors", checkpoint_every = 0, resume = false,
+--                  val = held_out, val_every = log_every, patience = nil })
+-- data: [N, k, d+1] simplex points (or { x = tensor, cond = tensor }), checked once. Returns the
+-- history: per-step loss, grad_norm and lr lists of the steps this call ran (hist:last("loss", n)),
+-- hist.val_loss, hist.start (the flow's step count before them), hist.loss_first (loss of the run's
+-- step 1), hist.seconds, hist.stopped (early stop). Without resume, `steps` is the number of steps
+-- this call runs; with resume = true (needs checkpoint) it is the run's total and a checkpoint at
+-- `checkpoint` is loaded first (refused, before loading, when saved by other settings or past
+-- `steps`). Checkpoints at the end and every checkpoint_every steps, atomic; the log continues when
+-- resuming. A NaN/Inf step raises the C message and the last good checkpoint; any error closes the
+-- log and finishes the bar first. Ctrl-C/SIGTERM stop at the end of the step, save and exit.
+-- lua/README.md and fit.lua say each option in full.
 function Flow:fit(data, opts)
   return fit.run(self, data, opts, fit_inner)
 end
@@ -212,8 +249,18 @@ end
 -- flow:sample(n, { stepper = "euler", steps = 100, eps_abs =, eps_rel =, batch = 4096, x0 =, cond =,
 --                   progress = nil }) -> simplex points [n, k, d+1], and { nfe =, ms = }.
 -- One C call per batch (evaluate.lua); progress: nil shows a line once the call has run 2 s,
--- true at once, false never.
-function Flow:sample(n, opts) return evaluate.sample(self, n, opts, calls_back.sample) end
+-- true at once, false never. Under mpirun with N > 1 ranks the rows are split over the ranks and
+-- gathered on every rank (dist.sample); the samples then depend on N.
+function Flow:sample(n, opts)
+  local function rows(count, o) return evaluate.sample(self, count, o, calls_back.sample) end
+  if dist.size() > 1 then
+    if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
+      raise("flow:sample: n must be a positive integer, got " .. tostring(n))
+    end
+    return dist.sample(self, n, opts or {}, rows)
+  end
+  return rows(n, opts)
+end
 
 -- Whether the flow's decoder fills probabilities (the loader reads its descriptor).
 local function decoder_emits_probs(self)
@@ -235,9 +282,17 @@ end
 
 -- flow:log_prob(p, { steps = 100, estimator = "auto", probes = 1, cond =, batch = 512, progress = nil })
 -- -> [n] log-densities (w.r.t. Lebesgue measure on the first d coordinates of each position),
--- -inf at points outside the model's support. Evaluated batch rows at a time (Hutchinson probes are
--- drawn per batch); progress as flow:sample.
-function Flow:log_prob(p, opts) return evaluate.log_prob(self, p, opts, calls_back.log_prob) end
+-- -inf at points outside the model's support. Rows of p must lie on the simplex (checked once: the
+-- core would renormalise a row that sums to 4.4). Evaluated batch rows at a time (Hutchinson probes
+-- are drawn per batch); progress as flow:sample. Under mpirun with N > 1 ranks the rows are split
+-- over the ranks and gathered on every rank.
+function Flow:log_prob(p, opts)
+  expect_tensor("flow:log_prob", "p", p)
+  check(C.ff_simplex_check(p:is_contiguous() and p or p:copy(), "flow:log_prob: p"))
+  local function rows(q, o) return evaluate.log_prob(self, q, o, calls_back.log_prob) end
+  if dist.size() > 1 then return dist.log_prob(p, opts or {}, rows) end
+  return rows(p, opts)
+end
 
 -- Parameters: list of { name =, shape =, numel = } in registration order.
 function Flow:params()
@@ -273,37 +328,28 @@ function Flow:load(path) return self, checkpoint.load(self, path) end
 function Flow:density(t) return evaluate.density(self, t, calls_back.log_prob) end
 
 -- ff.checkpoint.flow(path [, { source = ff.source.lua{...}, ... }]) -> a flow rebuilt from the
--- saved configuration and loaded. Plugins written in Lua are not saved: pass them again.
+-- configuration the checkpoint stores (the core's, flow.h) and loaded. Plugins written in Lua are
+-- not saved: pass them again (a plugin slot given here replaces the saved one).
 function M.from_checkpoint(path, overrides)
-  local c = checkpoint.meta(path).config
-  if type(c) ~= "table" then raise(("ff.checkpoint.flow: %s has no saved configuration"):format(path)) end
+  local text = checkpoint.meta(path).config_json
   overrides = overrides or {}
   if type(overrides) ~= "table" then raise("ff.checkpoint.flow: overrides must be a table, got " .. type(overrides)) end
-  util.check_keys(overrides, { source = true, coupler = true, network = true, decoder = true }, "ff.checkpoint.flow", "override")
-  local t = { space = M.space(c.space), geometry = c.geometry, seed = c.seed, grad_clip = c.grad_clip,
-              ema = c.ema, label_smoothing = c.label_smoothing }
-  local o = c.optim or {}
-  if o.kind == "sgd" then
-    t.optim = optim.optim.sgd{ lr = o.lr, weight_decay = o.weight_decay, momentum = o.momentum, nesterov = o.nesterov }
-  else
-    t.optim = optim.optim.adamw{ lr = o.lr, weight_decay = o.weight_decay, betas = o.betas, eps = o.eps }
-  end
-  local sc = c.schedule
-  if type(sc) == "table" and optim.lr[sc.kind] and not (sc.kind == "constant" and sc.base == 0) then
-    t.schedule = optim.lr[sc.kind]{ base = sc.base, min = sc.min, warmup = sc.warmup, total = sc.total }
-  end
+  util.check_keys(overrides, { source = true, coupler = true, network = true, decoder = true },
+                  "ff.checkpoint.flow", "override")
+  local c = json.decode(text)
+  local keep = {}
   for _, kind in ipairs({ "source", "coupler", "network", "decoder" }) do
-    local p = c[kind]
-    if overrides[kind] ~= nil then t[kind] = overrides[kind]
-    elseif type(p) == "table" and p.lua then
-      raise(("ff.checkpoint.flow: the %s was written in Lua (\"%s\"): pass it as { %s = ... }"):format(kind, p.lua, kind))
-    elseif type(p) == "table" and p.name then
-      local opts = {}
-      for k, v in pairs(p.options or {}) do opts[k] = v end
-      t[kind] = plugin.make_spec(kind, p.name, opts)
+    if overrides[kind] ~= nil then
+      c[kind] = slot_config(slot(kind, overrides[kind], keep))
+    elseif not plugin.find(kind, c[kind].name) then
+      raise(("ff.checkpoint.flow: %s's %s \"%s\" is not a plugin of this process (a plugin written in Lua is not saved: pass it as { %s = ... })"):format(
+        path, kind, c[kind].name, kind))
     end
   end
-  return (M.flow(t):load(path))
+  for _, kind in ipairs({ "source", "coupler", "network", "decoder" }) do
+    if c[kind].options and next(c[kind].options) == nil then c[kind].options = nil end
+  end
+  return (new_flow(c, keep, M.space(c.space)):load(path))
 end
 
 M.Flow = Flow

@@ -65,6 +65,7 @@ function ff.results(path, t, opts)
   util.check_keys(opts, { nonfinite = true }, "ff.results", "option")
   local ok, text = pcall(json.encode, t, { indent = true, nonfinite = opts.nonfinite })
   if not ok then core.raise("ff.results: " .. tostring(text)) end
+  if not core.writes() then return path end      -- another rank writes it (core.writes)
   util.write_atomic(path, text .. "\n")
   return path
 end
@@ -76,8 +77,8 @@ ff.checkpoint = { meta = checkpoint.meta, resume = checkpoint.resume, open_log =
                   flow = flow.from_checkpoint }
 
 -- Optional pieces: each wraps a part of the C API and extends ff (sphere kernels, viz, data,
--- metrics). A piece whose library symbols are missing is left out.
-for _, name in ipairs({ "sphere", "viz", "data", "metrics" }) do
+-- metrics, data parallelism). A piece whose library symbols are missing is left out.
+for _, name in ipairs({ "sphere", "viz", "data", "metrics", "dist" }) do
   local ok, mod = pcall(require, "fisherflow." .. name)
   if ok and type(mod) == "table" and mod.install then mod.install(ff)
   elseif not ok and not tostring(mod):find("module 'fisherflow." .. name .. "' not found", 1, true) then

@@ -15,6 +15,9 @@ function M.open(path, opts)
     if type(opts) ~= "table" then core.raise("ff.log.open: options must be a table, got " .. type(opts)) end
     util.check_keys(opts, { append = true }, "ff.log.open", "option")
   end
+  if not core.writes() then                  -- another rank writes the file (core.writes)
+    return setmetatable({ path = path, n = 0, quiet = true }, Stream)
+  end
   util.ensure_parent(path)
   local f, err = io.open(path, (opts and opts.append) and "ab" or "wb")
   if not f then core.raise("ff.log.open: cannot open " .. path .. ": " .. tostring(err)) end
@@ -25,6 +28,7 @@ end
 
 function Stream:write(record)
   if type(record) ~= "table" then core.raise("log:write: expects a table, got " .. type(record)) end
+  if self.quiet then self.n = self.n + 1; return end
   if not self.file then core.raise("log:write: " .. self.path .. " is closed") end
   self.file:write(json.encode(record), "\n")
   self.file:flush()
@@ -40,7 +44,7 @@ end
 function M.write(record)
   if not M.default then
     local env = os.getenv("FISHERFLOW_LOG")
-    if not env or env == "" then return end
+    if not env or env == "" or not core.writes() then return end
     M.open(env)
   end
   M.default:write(record)

@@ -15,6 +15,7 @@ local libc = ffi.C
 
 local M = {}
 
+function M.pid() return tonumber(libc.getpid()) end
 function M.isatty(fd) return libc.isatty(fd) == 1 end
 
 local ts = ffi.new("ff_lua_timespec")

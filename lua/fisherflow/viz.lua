@@ -155,6 +155,7 @@ function M.install(ff)
     end
     util.ensure_parent(path)
     local o = viz_opts(default_meta(opts), keep)
+    if not core.writes() then return path end   -- another rank writes it (core.writes)
     check(V.ff_viz_simplex(path, arr, #panels, o))
     return path
   end
@@ -206,6 +207,7 @@ function M.install(ff)
     ax.grid = axes.grid == false and 1 or 0
     util.ensure_parent(path)
     local o = viz_opts(default_meta(opts), keep)
+    if not core.writes() then return path end   -- another rank writes it (core.writes)
     check(V.ff_viz_lines(path, arr, #series, ax, o))
     return path
   end

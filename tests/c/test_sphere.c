@@ -453,4 +453,50 @@ FF_TEST(transport_antipodes) {
     ff_tensor_free(x2); ff_tensor_free(y2); ff_tensor_free(v2); ff_tensor_free(o2);
 }
 
+FF_TEST(simplex_check) {
+    /* Rows normalised in double pass; one corrupted entry (negative, NaN, a scaled position, a sum
+     * just outside the tolerance) is named at its 1-based row, position and column, computed here
+     * from the flat index independently of the kernel. */
+    const int64_t n = 37, k = 3, m = 5;
+    ff_tensor_t *p = T(n, k, m);
+    ff_rng_t r;
+    ff_rng_seed(&r, 12);
+    for (int64_t q = 0; q < n * k; q++) {
+        double w[5], s = 0;
+        for (int j = 0; j < m; j++) { w[j] = ff_rng_uniform(&r) + 0.01; s += w[j]; }
+        for (int j = 0; j < m; j++) p->data[q * m + j] = (float)(w[j] / s);
+    }
+    FF_EXPECT(ff_simplex_check(p, "data") == FF_OK, "%s", ff_last_error());
+    char want[160];
+    for (int trial = 0; trial < 20; trial++) {
+        int64_t flat = (int64_t)ff_rng_below(&r, (uint64_t)(n * k * m));
+        int64_t row = flat / (k * m) + 1, pos = flat / m % k + 1, col = flat % m + 1;
+        float keep = p->data[flat];
+        p->data[flat] = trial % 2 ? -0.25f : NAN;
+        snprintf(want, sizeof want, "data: row %lld, position %lld, column %lld is %s", (long long)row,
+                 (long long)pos, (long long)col, trial % 2 ? "-0.25" : "nan");
+        FF_EXPECT_ERROR(ff_simplex_check(p, "data"), FF_EINVAL, want);
+        p->data[flat] = keep;
+    }
+    /* a position scaled by 4.4, and the tolerance's edge (sum 1 + 0.9e-3 passes, 1 + 1.1e-3 not) */
+    float *q = p->data + (5 * k + 1) * m;
+    float save[5];
+    for (int j = 0; j < m; j++) { save[j] = q[j]; q[j] *= 4.4f; }
+    FF_EXPECT_ERROR(ff_simplex_check(p, "data"), FF_EINVAL, "data: row 6, position 2 sums to 4.4");
+    for (int j = 0; j < m; j++) q[j] = save[j];
+    q[0] += 0.9e-3f;
+    FF_EXPECT(ff_simplex_check(p, "data") == FF_OK, "%s", ff_last_error());
+    q[0] += 0.2e-3f;
+    FF_EXPECT_ERROR(ff_simplex_check(p, "data"), FF_EINVAL, "data: row 6, position 2 sums to 1.0011");
+    q[0] = save[0];
+    /* k = 1: no position in the message; a 1-d tensor has no rows */
+    ff_tensor_t *one = T(4, 1, 3), *flat1 = NULL;
+    for (int i = 0; i < 12; i++) one->data[i] = 1.0f / 3;
+    one->data[2 * 3 + 1] = -1;
+    FF_EXPECT_ERROR(ff_simplex_check(one, "x"), FF_EINVAL, "x: row 3, column 2 is -1");
+    ff_tensor_new1(&flat1, 3);
+    FF_EXPECT_ERROR(ff_simplex_check(flat1, "x"), FF_ESHAPE, "needs rows");
+    ff_tensor_free(p); ff_tensor_free(one); ff_tensor_free(flat1);
+}
+
 FF_MAIN()

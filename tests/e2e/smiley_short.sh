@@ -22,6 +22,8 @@ cat > "$tmp/check.lua" <<'EOF'
 local ff = require "fisherflow"
 local arg = ff.args { dir = { "", "run directory" } }
 local recs = ff.log.read(arg.dir .. "/smiley.jsonl")
+local first = table.remove(recs, 1)           -- the run's configuration, then the loss records
+assert(first.config and first.config.flow and first.config.flow.seed, "the first record is not the run's configuration")
 assert(#recs >= 10, "expected >= 10 loss records, got " .. #recs)
 local function mean(a, b) local s = 0; for i = a, b do s = s + recs[i].loss end; return s / (b - a + 1) end
 local head, tail = mean(1, 3), mean(#recs - 2, #recs)

@@ -297,7 +297,7 @@ T.test("flow: settings are checked with names", function()
   T.raises(function() ff.flow{ k = 1, d = 2, sead = 3 } end, "unknown field 'sead'")
   T.raises(function() ff.flow{ k = 1, d = 0 } end, "d must be an integer >= 1, got 0")
   T.raises(function() ff.flow{ k = 1, d = 2, network = ff.plugin("coupler", "independent") } end, "network slot got")
-  T.raises(function() ff.flow{ k = 1, d = 2, ema = 1.5 } end, "ema must be a number in [0, 1)")
+  T.raises(function() ff.flow{ k = 1, d = 2, ema = 1.5 } end, 'field "ema" must be in [0, 1), got 1.5')
   local f = ff.flow{ k = 1, d = 2, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
   T.raises(function() f:step(ff.zeros(4, 1, 4)) end, "ff_flow_step")
   T.raises(function() f:fit(ff.zeros(4, 1, 3), { steps = -1 }) end, "steps must be a non-negative integer")

@@ -81,8 +81,8 @@ T.test("an error in a Lua source propagates with its line and a traceback", func
   local fit_line = T.line() + 1
   local ok, err = pcall(function() f:fit(data, { steps = 3, batch = 16, progress = false }) end)
   T.ok(not ok, "fit should fail")
-  T.eq(err:match("^[^\n]-test_errors%.lua:(%d+): ff_flow_step"), tostring(fit_line), "raised at the fit line")
-  T.ok(err:find('ff_flow_step: source "broken": ', 1, true) and at_line(err, bad_line),
+  T.eq(err:match("^[^\n]-test_errors%.lua:(%d+): ff_flow_grad"), tostring(fit_line), "raised at the fit line")
+  T.ok(err:find('ff_flow_grad: source "broken": ', 1, true) and at_line(err, bad_line),
        "the plugin's message with its line %d: %s", bad_line, err)
   T.ok(err:find("source draws failed on purpose", 1, true), "message: %s", err)
   T.ok(err:find("\nLua plugin stack traceback:", 1, true) and err:find("in function 'sample'", 1, true),

@@ -22,7 +22,7 @@ end
 local function records(path)
   local out = {}
   for _, r in ipairs(ff.log.read(path)) do
-    out[#out + 1] = ("%d %.17g %.17g %.17g"):format(r.step, r.loss, r.grad_norm, r.lr)
+    if r.step then out[#out + 1] = ("%d %.17g %.17g %.17g"):format(r.step, r.loss, r.grad_norm, r.lr) end
   end
   return out
 end
@@ -42,7 +42,7 @@ T.test("fit resume: continues to the total step count, bit for bit, log continue
                   callback = function(i) if i == 17 then error("killed at 17") end end })
   end, "killed at 17")
   T.eq(ff.checkpoint.meta(ck).step, 14, "last checkpoint before the crash")
-  T.eq(#ff.log.read(lg), 3, "records of steps 5, 10, 15 written before the crash")
+  T.eq(#ff.log.read(lg), 4, "the configuration and the records of steps 5, 10, 15 written before the crash")
   -- a new process: same flow config, same call
   local b = new_flow()
   local hb = b:fit(data, { steps = 30, batch = 32, progress = false, log = lg, log_every = 5,
@@ -130,7 +130,7 @@ T.test("fit: a NaN step names the step and the last good checkpoint", function()
   local f = new_flow(1e30)
   local err = T.raises(function()
     f:fit(data, { steps = 10, batch = 32, progress = false, checkpoint = ck, checkpoint_every = 1 })
-  end, "ff_flow_step: step 2:")
+  end, "ff_flow_grad: step 2:")
   T.ok(err:find("last good parameters kept", 1, true), "C message kept: %s", err)
   T.ok(err:find("last good checkpoint: " .. ck .. " (step 1, written by this run)", 1, true), "checkpoint named: %s", err)
   T.eq(f:steps(), 1, "the flow kept step 1")
@@ -139,18 +139,18 @@ T.test("fit: a NaN step names the step and the last good checkpoint", function()
   local g = new_flow(1e30)
   err = T.raises(function()
     g:fit(data, { steps = 10, batch = 32, progress = false, checkpoint = ck, checkpoint_every = 5, resume = true })
-  end, "ff_flow_step: step 2:")
+  end, "ff_flow_grad: step 2:")
   T.ok(err:find(ck .. " (step 1, the one this run resumed from)", 1, true), "resumed-from named: %s", err)
   -- no checkpoint written yet / no checkpoint option
   err = T.raises(function()
     new_flow(1e30):fit(data, { steps = 10, batch = 32, progress = false, checkpoint = dir .. "/later.safetensors",
                                checkpoint_every = 5 })
-  end, "ff_flow_step: step 2:")
+  end, "ff_flow_grad: step 2:")
   T.ok(err:find("no checkpoint written yet in this run (" .. dir .. "/later.safetensors: every 5 steps, and at the end)", 1, true),
        "none written: %s", err)
   err = T.raises(function()
     new_flow(1e30):fit(data, { steps = 10, batch = 32, progress = false, checkpoint = dir .. "/end.safetensors" })
-  end, "ff_flow_step: step 2:")
+  end, "ff_flow_grad: step 2:")
   T.ok(err:find("no checkpoint written yet in this run (" .. dir .. "/end.safetensors: only at the end)", 1, true),
        "checkpoint_every = 0: %s", err)
   T.ok(not exists(dir .. "/later.safetensors"), "nothing written after the failure")
@@ -260,15 +260,15 @@ T.test("fit resume: a checkpoint of another lr schedule is refused, naming the f
   local r = ff.checkpoint.flow(ck)
   local hr = r:fit(data, { steps = 12, batch = 32, progress = false, checkpoint = ck, resume = true })
   for i = 1, 4 do T.eq(hr.lr[i], href.lr[8 + i], "lr of step " .. (8 + i)) end
-  -- a checkpoint written before the schedule was recorded (no "schedule" in its settings) resumes
+  -- a checkpoint whose run entry has the earlier layout (the Lua layer's copy of the settings with
+  -- the run table inside) resumes, and its run table is read
   local core, json = require "fisherflow.core", require "fisherflow.json"
   local old = new_flow(nil, cosine(100))
   old:fit(data, { steps = 3, batch = 32, progress = false })
-  local config = require("fisherflow.checkpoint").config_of(old)
-  config.schedule = nil
-  core.check(core.C.ff_checkpoint_save(old.ptr, dir .. "/old.safetensors", json.encode(config)))
+  local earlier = { space = { k = 1, d = 2 }, geometry = "sphere", seed = 9, run = { note = "earlier" } }
+  core.check(core.C.ff_checkpoint_save(old.ptr, dir .. "/old.safetensors", json.encode(earlier)))
   local run, step = ff.checkpoint.resume(new_flow(nil, cosine(100)), dir .. "/old.safetensors")
-  T.eq(step, 3, "an older checkpoint without a schedule resumes"); T.eq(type(run), "table", "run table")
+  T.eq(step, 3, "a checkpoint of the earlier run layout resumes"); T.eq(run.note, "earlier", "its run table")
 end)
 
 T.test("fit: a Lua error in the loop closes the log and finishes the progress bar first", function()
@@ -292,7 +292,7 @@ T.test("fit: a Lua error in the loop closes the log and finishes the progress ba
   T.ok(err:find(":" .. line .. ": stopped at 5", 1, true), "original message at the user's line %d: %s", line, err)
   T.eq(ff.log.default, nil, "log.default no longer points at fit's stream")
   T.eq(#bars, 1, "one bar"); T.ok(bars[1].done_, "progress bar finished")
-  T.eq(#ff.log.read(lg), 5, "records of steps 1..5")
+  T.eq(#ff.log.read(lg), 6, "the configuration and the records of steps 1..5")
   T.eq(ff.checkpoint.meta(dir .. "/e.safetensors").step, 4, "no save after the error")
   -- an error from a Lua source plugin (raised inside the step) closes the stream too
   local src = ff.source.lua{ name = "boom", sample = function() error("source broke") end }
@@ -325,4 +325,148 @@ T.test("toy_dfm: --resume without --checkpoint-every is refused before training"
   T.ok(not text:find("rc=0", 1, true), "refused: %s", text)
   T.ok(text:find("--resume needs --checkpoint-every > 0", 1, true), "message: %s", text)
   T.ok(io.open(out .. ".jsonl", "rb") == nil, "nothing trained or logged")
+end)
+
+T.test("accumulate: 2 micro-batches of b equal one batch of 2b through flow:grad/update (float tolerance)", function()
+  -- independent coupler, caller-given x0: the only draws are t, one per row in order, so two
+  -- micro-batches of b draw the same times as one batch of 2b (test_flow.c's micro_batches_equal_one_batch)
+  local function f() return ff.flow{ k = 1, d = 2, seed = 4, coupler = "independent",
+                                     network = ff.plugin("network", "bmlp", { hidden = 16, depth = 2 }) } end
+  local one, acc = f(), f()
+  local x = data:narrow(1, 1, 64):copy()
+  local x0 = ff.sphere.from_simplex(ff.random.dirichlet(ff.rng(3), { 64, 1, 3 }, 1))
+  local l1 = one:grad(x, { x0 = x0 })
+  local la = acc:grad(x:narrow(1, 1, 32):copy(), { x0 = x0:narrow(1, 1, 32):copy() })
+  local lb = acc:grad(x:narrow(1, 33, 64):copy(), { x0 = x0:narrow(1, 33, 64):copy() })
+  T.near((la + lb) / 2, l1, 1e-6 * l1, "mean micro-batch loss")
+  local s1, sa = one:update(), acc:update()
+  T.eq(sa.step, 1, "one optimiser step"); T.eq(acc:steps(), 1, "step count")
+  T.near(sa.grad_norm, s1.grad_norm, 1e-5 * s1.grad_norm, "gradient norm (relative 1e-5: float summation order)")
+  local w1, wa = one:param(one:params()[1].name), acc:param(acc:params()[1].name)
+  local worst, moved = 0, 0
+  local w0 = f():param(one:params()[1].name)
+  for i = 0, w1:numel() - 1 do
+    worst = math.max(worst, math.abs(w1.data[i] - wa.data[i]))
+    moved = math.max(moved, math.abs(w1.data[i] - w0.data[i]))
+  end
+  T.ok(moved > 0 and worst <= 1e-3 * moved, "parameters: max diff %g, move %g", worst, moved)
+  T.raises(function() acc:update() end, "flow:update: no gradient accumulated")
+  T.raises(function() acc:grad(x, { x0 = x0, steps = 1 }) end, "flow:grad: unknown option 'steps'")
+end)
+
+T.test("fit accumulate: steps, log, refusal, resume bit for bit", function()
+  local dir = tmp("accumulate")
+  local ref = new_flow()
+  local href = ref:fit(data, { steps = 12, batch = 16, accumulate = 3, progress = false, log = dir .. "/ref.jsonl", log_every = 4 })
+  T.eq(ref:steps(), 12, "12 optimiser steps, not 36"); T.eq(#href.loss, 12, "12 losses")
+  local recs = ff.log.read(dir .. "/ref.jsonl")
+  T.eq(recs[1].config.fit.accumulate, 3, "accumulate in the configuration record")
+  T.eq(recs[2].step, 4, "records count optimiser steps"); T.eq(#recs, 4, "config + steps 4, 8, 12")
+  -- accumulate = 1 is the plain step, bit for bit
+  local p1, p2 = new_flow(), new_flow()
+  local h1 = p1:fit(data, { steps = 5, batch = 16, progress = false })
+  local h2 = p2:fit(data, { steps = 5, batch = 16, accumulate = 1, progress = false })
+  for i = 1, 5 do T.eq(h2.loss[i], h1.loss[i], "accumulate = 1, step " .. i) end
+  -- accumulate = 3 differs from 1 (it averages three micro-batches)
+  T.ok(href.loss[1] ~= h1.loss[1], "three micro-batches are not one")
+  for _, bad in ipairs({ 0, 1.5, "2", -1 }) do
+    T.raises(function() new_flow():fit(data, { steps = 1, accumulate = bad, progress = false }) end,
+             "flow:fit: accumulate must be a positive integer")
+  end
+  -- killed after the checkpoint at step 6, resumed: bit for bit
+  local ck, lg = dir .. "/a.safetensors", dir .. "/a.jsonl"
+  T.raises(function()
+    new_flow():fit(data, { steps = 12, batch = 16, accumulate = 3, progress = false, checkpoint = ck, checkpoint_every = 6,
+                           resume = true, log = lg, log_every = 4, callback = function(i) if i == 8 then error("killed") end end })
+  end, "killed")
+  T.eq(ff.checkpoint.meta(ck).step, 6, "checkpoint at 6"); T.eq(ff.checkpoint.meta(ck).run.fit.accumulate, 3, "run entry")
+  T.raises(function()
+    new_flow():fit(data, { steps = 12, batch = 16, accumulate = 2, progress = false, checkpoint = ck, resume = true })
+  end, "was saved by a run with accumulate = 3, this call has accumulate = 2")
+  local b = new_flow()
+  local hb = b:fit(data, { steps = 12, batch = 16, accumulate = 3, progress = false, checkpoint = ck, checkpoint_every = 6,
+                           resume = true, log = lg, log_every = 4 })
+  T.eq(hb.start, 6, "resumed at 6")
+  for i = 1, 6 do T.eq(hb.loss[i], href.loss[6 + i], "loss of step " .. (6 + i)) end
+  T.eq(table.concat(records(lg), "\n"), table.concat(records(dir .. "/ref.jsonl"), "\n"), "log records")
+  local wr, wb = ref:param(ref:params()[1].name):values(), b:param(b:params()[1].name):values()
+  T.eq(table.concat(wb, ","), table.concat(wr, ","), "final parameters")
+end)
+
+T.test("fit: data off the simplex is refused once, naming the 1-based row and column", function()
+  local bad = data:narrow(1, 1, 100):copy()
+  bad.data[17 * 3 + 1] = -0.5                           -- row 18, column 2
+  T.raises(function() new_flow():fit(bad, { steps = 1, progress = false }) end,
+           "flow:fit: data: row 18, column 2 is -0.5; rows must lie on the simplex")
+  local scaled = data:narrow(1, 1, 100):copy()
+  for j = 0, 2 do scaled.data[40 * 3 + j] = scaled.data[40 * 3 + j] * 4.4 end
+  T.raises(function() new_flow():fit(scaled, { steps = 1, progress = false }) end, "flow:fit: data: row 41 sums to 4.4")
+  T.raises(function() new_flow():log_prob(scaled, { steps = 2 }) end, "flow:log_prob: p: row 41 sums to 4.4")
+  T.raises(function() new_flow():fit(data, { steps = 1, progress = false, val = bad }) end, "flow:fit: val: row 18, column 2")
+  local k2 = ff.random.dirichlet(ff.rng(2), { 10, 2, 3 }, 1)
+  k2.data[(4 * 2 + 1) * 3 + 2] = 1 / 0                  -- row 5, position 2, column 3
+  T.raises(function()
+    ff.flow{ k = 2, d = 2, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }:fit(k2, { steps = 1, progress = false })
+  end, "row 5, position 2, column 3 is inf (not finite)")
+end)
+
+T.test("fit: an unwritable checkpoint or log path is refused before step 1, naming it", function()
+  local dir = tmp("unwritable")
+  local f = assert(io.open(dir .. "/file", "wb")); f:close()
+  local g = new_flow()
+  T.raises(function() g:fit(data, { steps = 3, progress = false, checkpoint = dir .. "/file/ck.safetensors" }) end,
+           "flow:fit: checkpoint " .. dir .. "/file/ck.safetensors cannot be written")
+  T.eq(g:steps(), 0, "no step before the refusal")
+  T.raises(function() g:fit(data, { steps = 3, progress = false, log = dir .. "/file/x.jsonl" }) end,
+           "flow:fit: log " .. dir .. "/file/x.jsonl cannot be written")
+  T.raises(function() g:fit(data, { steps = 3, progress = false, checkpoint = dir }) end,
+           "flow:fit: checkpoint " .. dir .. " cannot be written")
+  T.eq(g:steps(), 0, "still no step")
+end)
+
+T.test("fit validation: val loss in the log, the best checkpoint, early stopping; config record", function()
+  local dir = tmp("val")
+  local ck, lg = dir .. "/v.safetensors", dir .. "/v.jsonl"
+  local val = ff.random.dirichlet(ff.rng(6), { 300, 1, 3 }, { 8, 1, 1 })
+  local f = new_flow()
+  local h = f:fit(data, { steps = 20, batch = 32, progress = false, val = val, val_every = 5, log = lg, log_every = 10,
+                          checkpoint = ck })
+  local recs = ff.log.read(lg)
+  local c = recs[1].config
+  T.ok(c and c.flow.seed == 9 and c.flow.network.options.hidden == 16 and c.fit.val_every == 5 and c.fisherflow,
+       "configuration record: %s", ff.json.encode(recs[1]))
+  local vsteps = {}
+  for _, r in ipairs(recs) do if r.val_loss then vsteps[#vsteps + 1] = r.step end end
+  T.eq(table.concat(vsteps, ","), "5,10,15,20", "val loss every 5 steps")
+  T.eq(#h.val_loss, 4, "history of val losses")
+  -- the best checkpoint holds the step with the lowest val loss, and its loss is that val loss
+  local best, at = math.huge, 0
+  for i, v in ipairs(h.val_loss) do if v < best then best, at = v, 5 * i end end
+  local bpath = dir .. "/v.best.safetensors"
+  T.eq(ff.checkpoint.meta(bpath).step, at, "best checkpoint's step")
+  T.eq(ff.checkpoint.meta(bpath).run.best.loss, best, "best val loss recorded")
+  -- early stopping: an lr of 0 never improves after the first validation
+  local z = new_flow(0)
+  local hz = z:fit(data, { steps = 100, batch = 32, progress = false, val = val, val_every = 2, patience = 3 })
+  T.eq(hz.stopped and hz.stopped.reason, "patience", "stopped early")
+  T.ok(z:steps() < 100, "before the end: %d", z:steps())
+  T.raises(function() new_flow():fit(data, { steps = 1, patience = 2, progress = false }) end, "patience needs val")
+end)
+
+T.test("ff.checkpoint.flow: a Lua plugin is not saved: refused by name until passed again", function()
+  local dir = tmp("lua_plugin_ckpt")
+  local function src() return ff.source.lua{ name = "ckpt_blob", sample = function(_, rng, out)
+    local u = ff.random.dirichlet(rng, out:shape(), 1)
+    ff.sphere.from_simplex(out, u)
+  end } end
+  do
+    local f = ff.flow{ k = 1, d = 2, seed = 2, source = src(), network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+    f:fit(data, { steps = 2, batch = 16, progress = false, checkpoint = dir .. "/l.safetensors" })
+  end
+  collectgarbage(); collectgarbage()                    -- the flow and its source are gone: unregistered
+  T.raises(function() ff.checkpoint.flow(dir .. "/l.safetensors") end,
+           'source "ckpt_blob" is not a plugin of this process (a plugin written in Lua is not saved: pass it as { source = ... })')
+  local g = ff.checkpoint.flow(dir .. "/l.safetensors", { source = src() })
+  T.eq(g:steps(), 2, "rebuilt with the source passed again")
+  T.raises(function() ff.checkpoint.flow(dir .. "/l.safetensors", { sourse = g }) end, "unknown override 'sourse'")
 end)

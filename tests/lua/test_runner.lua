@@ -9,11 +9,12 @@ local function sh(args, env)
   return out:gsub("rc=%d+%s*$", ""), tonumber(out:match("rc=(%d+)%s*$"))
 end
 
-T.test("--version names the library, LuaJIT and the plugin ABI", function()
+T.test("--version names the library, LuaJIT, the plugin ABI and MPI when built with it", function()
   local out, rc = sh("--version")
   T.eq(rc, 0, "exit status")
-  T.ok(out:find(("^fisherflow %s %%(LuaJIT [%%d.]+.*plugin ABI %d%%.%d%%)"):format(ff.version:gsub("%.", "%%."),
-       ff.constants.FF_PLUGIN_ABI_MAJOR, ff.constants.FF_PLUGIN_ABI_MINOR)), "output: %s", out)
+  local mpi = ff.C.ff_dist_built() ~= 0 and ", MPI" or ""
+  T.ok(out:find(("^fisherflow %s %%(LuaJIT [%%d.]+.*plugin ABI %d%%.%d%s%%)"):format(ff.version:gsub("%.", "%%."),
+       ff.constants.FF_PLUGIN_ABI_MAJOR, ff.constants.FF_PLUGIN_ABI_MINOR, mpi)), "output: %s", out)
 end)
 
 T.test("--help, no arguments and unknown commands", function()

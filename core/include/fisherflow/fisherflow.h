@@ -22,6 +22,8 @@
 #include "likelihood.h"
 #include "flow.h"
 #include "threads.h"
+#include "dist.h"
+#include "interrupt.h"
 
 const char *ff_version(void);   /* "0.1.0": the library's version (the Lua layer checks it) */
 /* Idempotent process setup: turns GSL's abort-on-error handler off (errors become statuses). */

@@ -183,6 +183,7 @@ ff_params_t *ff_flow_params(ff_flow_t *f);
 ff_optim_t  *ff_flow_optim (ff_flow_t *f);
 ff_ema_t    *ff_flow_ema   (ff_flow_t *f);          /* NULL without EMA */
 ff_rng_t    *ff_flow_rng   (ff_flow_t *f);          /* the training stream (t, x0, coupling draws) */
+ff_rng_t    *ff_flow_sample_rng(ff_flow_t *f);      /* the sampling stream (ranks split it: dist.lua) */
 int64_t      ff_flow_steps (const ff_flow_t *f);
 void         ff_flow_set_steps(ff_flow_t *f, int64_t steps);   /* for resume */
 

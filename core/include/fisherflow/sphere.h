@@ -19,6 +19,15 @@
 
 #define FF_SPHERE_NORM_TOL 1e-3   /* accepted | |x| - 1 | of a point on the sphere (float data) */
 
+#define FF_SIMPLEX_SUM_TOL 1e-3   /* accepted | sum p - 1 | of a point on the simplex (float data) */
+
+/* Checks that every position of p [N, ..., d+1] lies on the simplex: every entry finite and >= 0,
+ * each position summing to 1 within FF_SIMPLEX_SUM_TOL. One pass, no allocation. Refused with
+ * FF_EINVAL naming `what`, the 1-based row (first axis), position (the axes between, flattened;
+ * named when there is more than one) and column (symbol) and the value or sum. For data handed to
+ * training and likelihoods, which would otherwise renormalise a row silently. */
+ff_status ff_simplex_check(const ff_tensor_t *p, const char *what);
+
 /* x = sqrt(p / sum p) per position. p >= 0 (entries down to -1e-6 are read as 0), sum p > 0. */
 ff_status ff_sphere_from_simplex(ff_tensor_t *x, const ff_tensor_t *p);
 /* p = x*x / |x|^2 per position (sums to 1 exactly up to rounding). x need not be unit. */
