@@ -383,12 +383,23 @@ function M.run(flow, data, opts, inner)
     end
     return stop
   end
+  -- Said once, at the third step of the call (the first ones warm caches): exact OT's assignment grows
+  -- as n^2 to n^3, so at a large batch it can take most of a step; the user is told, not left waiting.
+  local function coupling_notice(i, st)
+    if i ~= math.min(3, todo) or not st.couple_ms or st.ms <= 0 or st.couple_ms < 0.5 * st.ms then return end
+    if not core.writes() then return end
+    local name = flow.config and flow.config.coupler and flow.config.coupler.name or "the coupler"
+    io.stderr:write(("flow:fit: coupler %s takes %.0f%% of each step (%.3f of %.3f s at batch %d); a smaller batch, "
+      .. "or coupler sinkhorn or independent, trains faster\n"):format(name, 100 * st.couple_ms / st.ms,
+      st.couple_ms / 1000, st.ms / 1000, s.batch))
+  end
   local stopped                             -- nil, or { signal = n } / { patience = true }, and the step
   local function loop()
     for i = 1, todo do
       local status = train_step(flow, inner, s, data, cond)
       if status ~= 0 then raise(failure(status, s, good)) end
       local st = inner.stats(flow)
+      coupling_notice(i, st)
       local early = record(i, st)
       if opts.callback then opts.callback(i, st) end  -- before the save: a kill in between re-runs the step
       if s.ckpt and s.every > 0 and st.step % s.every == 0 and i < todo then save() end

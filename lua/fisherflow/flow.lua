@@ -169,7 +169,8 @@ end
 local function update_status(self) return C.ff_flow_update(self.ptr, self.stats) end
 
 local function stats_of(s)
-  return { loss = s.loss, grad_norm = s.grad_norm, lr = s.lr, ms = s.ms, step = tonumber(s.step) }
+  return { loss = s.loss, grad_norm = s.grad_norm, lr = s.lr, ms = s.ms, couple_ms = s.couple_ms,
+           step = tonumber(s.step) }
 end
 
 -- flow:step(x1 [, x0, cond]) -> stats: one optimiser step (one FFI call: pair, path, forward,

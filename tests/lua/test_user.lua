@@ -265,3 +265,23 @@ T.test("threads: --threads and FISHERFLOW_THREADS set OpenBLAS's threads, printe
   local info = ff.threads()
   T.ok(type(info.blas) == "string" and type(info.core) == "string", "blas version and core name")
 end)
+
+T.test("fit says once when the coupler dominates the step", function()
+  -- exact OT at batch 2048 on the 2-simplex against a tiny network: the assignment is most of the
+  -- step; with the independent coupler it is not, and nothing is said.
+  local script = [[
+local ff = require "fisherflow"
+local data = ff.data.smiley { n = 4096, seed = 1 }
+local flow = ff.flow{ k = 1, d = 2, seed = 1, coupler = ff.plugin("coupler", COUPLER),
+                      network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+flow:fit(data, { steps = 4, batch = 2048, progress = false })
+]]
+  local out, rc = run_script("notice_ot.lua", script:gsub("COUPLER", '"exact_ot"'))
+  T.eq(rc, 0, "exact_ot run: " .. out)
+  local n = select(2, out:gsub("flow:fit: coupler exact_ot takes %d+%% of each step", ""))
+  T.eq(n, 1, "one notice naming exact_ot and its share: " .. out)
+  T.ok(out:find("at batch 2048", 1, true), "the notice names the batch: %s", out)
+  out, rc = run_script("notice_indep.lua", script:gsub("COUPLER", '"independent"'))
+  T.eq(rc, 0, "independent run: " .. out)
+  T.ok(not out:find("takes %d+%% of each step"), "no notice with the independent coupler: %s", out)
+end)
