@@ -62,7 +62,7 @@ ff.checkpoint = { meta = checkpoint.meta, resume = checkpoint.resume, open_log =
 
 -- Optional pieces: each wraps a part of the C API and extends ff (sphere kernels, viz, data,
 -- metrics). A piece whose library symbols are missing is left out.
-for _, name in ipairs({ "sphere", "viz", "data", "metrics" }) do
+for _, name in ipairs({ "sphere", "viz", "data", "metrics", "text" }) do
   local ok, mod = pcall(require, "fisherflow." .. name)
   if ok and type(mod) == "table" and mod.install then mod.install(ff)
   elseif not ok and not tostring(mod):find("module 'fisherflow." .. name .. "' not found", 1, true) then
