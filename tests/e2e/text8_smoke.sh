@@ -105,4 +105,14 @@ assert len(r["bpc_lam_validation"]) == 2
 assert r["args"]["steps"] == 300 and r["train_chars"] == 3523
 print(f"ok: n-gram bpc {ng:.3f}, flow jsd unigram {rows['flow']['jsd_unigram']:.3f}, held-out words {rows['heldout']['word_fraction']:.3f}")
 PY
+# the reference rows alone
+"$build/fisherflow" run experiments/text8.lua --data "$tmp/data" --L 32 --samples 4 --bpc_seqs 4 --reference_only \
+  --out "$tmp/refonly" > "$tmp/refonly.log" 2>&1 || { cat "$tmp/refonly.log"; fail "text8.lua --reference_only exited non-zero"; }
+python3 - "$tmp" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1] + "/refonly.json"))
+assert set(r["rows"]) == {"ngram", "heldout"}, sorted(r["rows"])
+assert r["train_seconds"] is None and r["rows"]["ngram"]["bpc_test_chunked"] > 0
+PY
+[ ! -e "$tmp/refonly.png" ] && [ -s "$tmp/refonly_chars.png" ] || fail "--reference_only: expected only refonly_chars.png"
 echo "PASS: text8_smoke"
