@@ -43,7 +43,7 @@ local arg = ff.args {
   samples  = { 64,           "generated sequences for the sample metrics" },
   sample_steps = { 100,      "Riemannian-Euler steps when sampling" },
   bpc_seqs = { 0,            "test (and validation) chunks for the flow's bpc (0: min(--samples, 32))" },
-  lams     = { "0.5,0.2,0.05", "dequantisation widths lam tried on the validation chunks (comma-separated, each <= 0.5)" },
+  lams     = { "0.05,0.02,0.01", "dequantisation widths lam tried on the validation chunks (comma-separated, each <= 0.5)" },
   lsteps   = { 20,           "RK4 steps of the likelihood ODE" },
   probes   = { 1,            "Hutchinson probes per divergence evaluation" },
   order    = { 5,            "order of the reference n-gram model (1..5)" },
