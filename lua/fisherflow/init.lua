@@ -77,8 +77,8 @@ ff.checkpoint = { meta = checkpoint.meta, resume = checkpoint.resume, open_log =
                   flow = flow.from_checkpoint }
 
 -- Optional pieces: each wraps a part of the C API and extends ff (sphere kernels, viz, data,
--- metrics, data parallelism). A piece whose library symbols are missing is left out.
-for _, name in ipairs({ "sphere", "viz", "data", "metrics", "dist" }) do
+-- metrics, data parallelism, text). A piece whose library symbols are missing is left out.
+for _, name in ipairs({ "sphere", "viz", "data", "metrics", "dist", "text" }) do
   local ok, mod = pcall(require, "fisherflow." .. name)
   if ok and type(mod) == "table" and mod.install then mod.install(ff)
   elseif not ok and not tostring(mod):find("module 'fisherflow." .. name .. "' not found", 1, true) then
