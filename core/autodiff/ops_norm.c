@@ -55,21 +55,32 @@ void ff_bw_layer_norm(ff_tape_t *tp, ff_node_t *n) {
     if (gg && bg == 0.0f) memset(gg, 0, (size_t)C * sizeof(float));
     if (gbeta && bb == 0.0f) memset(gbeta, 0, (size_t)C * sizeof(float));
     for (int64_t r = 0; r < R; r++) {
-        const float *xr = xs + r * C, *gr = g + r * C, m = mean[r], rs = rstd[r];
-        if (gg)    for (int64_t j = 0; j < C; j++) gg[j] += gr[j] * (xr[j] - m) * rs;
-        if (gbeta) for (int64_t j = 0; j < C; j++) gbeta[j] += gr[j];
+        const float *restrict xr = xs + r * C, *restrict gr = g + r * C;
+        const float m = mean[r], rs = rstd[r];
+        if (gg && gbeta) for (int64_t j = 0; j < C; j++) { gg[j] += gr[j] * (xr[j] - m) * rs; gbeta[j] += gr[j]; }
+        else if (gg)     for (int64_t j = 0; j < C; j++) gg[j] += gr[j] * (xr[j] - m) * rs;
+        else if (gbeta)  for (int64_t j = 0; j < C; j++) gbeta[j] += gr[j];
         if (!gx) continue;
-        /* dx = rstd * (dh - mean(dh) - h * mean(dh * h)), dh = g * gamma, h = (x - mean) * rstd */
-        float s1 = 0, s2 = 0;
-        for (int64_t j = 0; j < C; j++) {
-            float dh = gs ? gr[j] * gs[j] : gr[j], h = (xr[j] - m) * rs;
+        /* dx = rstd * (dh - mean(dh) - h * mean(dh * h)), dh = g * gamma, h = (x - mean) * rstd;
+         * the two sums with 8 partial sums each, so they vectorise (see ff_sum8) */
+        float a1[8] = { 0 }, a2[8] = { 0 }, s1 = 0, s2 = 0;
+        int64_t j = 0;
+        for (; j + 8 <= C; j += 8)
+            for (int q = 0; q < 8; q++) {
+                const float dh = gs ? gr[j + q] * gs[j + q] : gr[j + q], h = (xr[j + q] - m) * rs;
+                a1[q] += dh; a2[q] += dh * h;
+            }
+        for (; j < C; j++) {
+            const float dh = gs ? gr[j] * gs[j] : gr[j], h = (xr[j] - m) * rs;
             s1 += dh; s2 += dh * h;
         }
+        s1 += ((a1[0] + a1[4]) + (a1[1] + a1[5])) + ((a1[2] + a1[6]) + (a1[3] + a1[7]));
+        s2 += ((a2[0] + a2[4]) + (a2[1] + a2[5])) + ((a2[2] + a2[6]) + (a2[3] + a2[7]));
         s1 /= (float)C; s2 /= (float)C;
-        float *dr = gx + r * C;
-        for (int64_t j = 0; j < C; j++) {
-            float dh = gs ? gr[j] * gs[j] : gr[j], h = (xr[j] - m) * rs;
-            float d = rs * (dh - s1 - h * s2);
+        float *restrict dr = gx + r * C;
+        for (j = 0; j < C; j++) {
+            const float dh = gs ? gr[j] * gs[j] : gr[j], h = (xr[j] - m) * rs;
+            const float d = rs * (dh - s1 - h * s2);
             if (bx == 0.0f) dr[j] = d; else dr[j] += d;
         }
     }
