@@ -14,14 +14,6 @@
 
 static inline enum CBLAS_TRANSPOSE tr(int t) { return t ? CblasTrans : CblasNoTrans; }
 
-/* The build targets baseline x86-64 (SSE2, 4 floats a vector); the elementwise kernels here are also
- * compiled for AVX2 + FMA (8 floats) and picked at load time on CPUs that have it. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(FF_DEBUG_ASSERT)
-#define FF_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define FF_CLONES
-#endif
-
 /* e^x in float, branch-free so that loops over it vectorise (libm's expf is a call per element):
  * x = n ln2 + r with |r| <= ln2/2 (ln2 split in two for an exact product), e^r by a degree-6
  * minimax polynomial (relative error ~1 ulp over the range), 2^n built in the exponent bits.

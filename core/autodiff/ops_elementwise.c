@@ -150,6 +150,37 @@ void ff_bw_sub(ff_tape_t *tp, ff_node_t *n) { bw_binary(tp, n, FF_OP_SUB); }
 void ff_bw_mul(ff_tape_t *tp, ff_node_t *n) { bw_binary(tp, n, FF_OP_MUL); }
 void ff_bw_div(ff_tape_t *tp, ff_node_t *n) { bw_binary(tp, n, FF_OP_DIV); }
 
+/* ---- a + relu(b) ------------------------------------------------------------------------------- */
+
+ff_tensor_t *ff_add_relu(ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b) {
+    char s1[96], s2[96];
+    if (!ff_op_begin(tp, "ff_add_relu", 2, a, b, NULL)) return NULL;
+    if (!ff_tensor_same_shape(a, b))
+        return ff_op_fail(tp, FF_ESHAPE, "ff_add_relu: [%s] and [%s]: shapes must be equal", FF_SHAPE(a, s1),
+                          FF_SHAPE(b, s2));
+    const float *restrict xa = ff_op_contig(tp, a), *restrict xb = ff_op_contig(tp, b);
+    ff_tensor_t *out = ff_op_out(tp, a->ndim, a->shape);
+    if (!xa || !xb || !out) return NULL;
+    const int64_t N = ff_tensor_numel(a);
+    float *restrict y = out->data;
+    for (int64_t i = 0; i < N; i++) y[i] = xa[i] + xb[i] * (float)(xb[i] > 0.0f);   /* as ff_relu, then + */
+    ff_node_new(tp, FF_OP_ADD_RELU, out, 2, a, xa, b, xb, NULL, NULL);
+    return out;
+}
+
+/* ga = g, gb = g [b > 0] */
+void ff_bw_add_relu(ff_tape_t *tp, ff_node_t *n) {
+    const int64_t N = ff_tensor_numel(n->out);
+    const float *restrict g = n->g, *restrict xb = n->x[1];
+    float beta;
+    float *ga = ff_grad_buf(tp, n->in[0], &beta);
+    if (ga) ff_acc(ga, g, N, beta);
+    float *restrict gb = ff_grad_buf(tp, n->in[1], &beta);
+    if (!gb) return;
+    if (beta == 0.0f) for (int64_t i = 0; i < N; i++) gb[i]  = g[i] * (float)(xb[i] > 0.0f);
+    else              for (int64_t i = 0; i < N; i++) gb[i] += g[i] * (float)(xb[i] > 0.0f);
+}
+
 /* ---- unary ------------------------------------------------------------------------------------ */
 
 typedef void (*unary_fw)(const float *restrict x, float *restrict y, int64_t n, float p);

@@ -7,6 +7,63 @@
 
 /* ---- layer norm ------------------------------------------------------------------------------- */
 
+/* Rows of y = (x - mean) * rstd * g + b over C channels; a missing gamma / beta is passed as ones /
+ * zeros (exact: h * 1 = h, h + 0 = h), so the inner loops have no branch and vectorise. */
+FF_CLONES static void ln_fw_rows(float *restrict y, float *restrict mean, float *restrict rstd,
+                                 const float *restrict xs, const float *restrict gs, const float *restrict bs,
+                                 int64_t R, int64_t C, float eps) {
+    for (int64_t r = 0; r < R; r++) {
+        const float *restrict xr = xs + r * C;
+        float *restrict yr = y + r * C;
+        const float m = C > 0 ? ff_sum8(xr, C) / (float)C : 0.0f;
+        const float v = C > 0 ? ff_sqdev8(xr, m, C) / (float)C : 0.0f;
+        const float rs = 1.0f / sqrtf(v + eps);
+        mean[r] = m; rstd[r] = rs;
+        for (int64_t j = 0; j < C; j++) yr[j] = (xr[j] - m) * rs * gs[j] + bs[j];
+    }
+}
+
+/* gx (beta_x 0: =, else +=) = rstd * (dh - mean(dh) - h * mean(dh * h)), dh = g * gamma,
+ * h = (x - mean) * rstd; gg += sum_r g h, gbeta += sum_r g (each may be NULL). The two row sums
+ * with 8 partial sums each (see ff_sum8), gamma as ones when absent. */
+FF_CLONES static void ln_bw_rows(float *restrict gx, float bx, float *restrict gg, float *restrict gbeta,
+                                 const float *restrict xs, const float *restrict gs, const float *restrict g,
+                                 const float *restrict mean, const float *restrict rstd, int64_t R, int64_t C) {
+    for (int64_t r = 0; r < R; r++) {
+        const float *restrict xr = xs + r * C, *restrict gr = g + r * C;
+        const float m = mean[r], rs = rstd[r];
+        if (gg && gbeta) for (int64_t j = 0; j < C; j++) { gg[j] += gr[j] * ((xr[j] - m) * rs); gbeta[j] += gr[j]; }
+        else if (gg)     for (int64_t j = 0; j < C; j++) gg[j] += gr[j] * ((xr[j] - m) * rs);
+        else if (gbeta)  for (int64_t j = 0; j < C; j++) gbeta[j] += gr[j];
+        if (!gx) continue;
+        float a1[8] = { 0 }, a2[8] = { 0 }, s1 = 0, s2 = 0;
+        int64_t j = 0;
+        for (; j + 8 <= C; j += 8)
+            for (int q = 0; q < 8; q++) {
+                const float dh = gr[j + q] * gs[j + q], h = (xr[j + q] - m) * rs;
+                a1[q] += dh; a2[q] += dh * h;
+            }
+        for (; j < C; j++) {
+            const float dh = gr[j] * gs[j], h = (xr[j] - m) * rs;
+            s1 += dh; s2 += dh * h;
+        }
+        s1 += ((a1[0] + a1[4]) + (a1[1] + a1[5])) + ((a1[2] + a1[6]) + (a1[3] + a1[7]));
+        s2 += ((a2[0] + a2[4]) + (a2[1] + a2[5])) + ((a2[2] + a2[6]) + (a2[3] + a2[7]));
+        s1 /= (float)C; s2 /= (float)C;
+        float *restrict dr = gx + r * C;
+        if (bx == 0.0f) for (j = 0; j < C; j++) dr[j]  = rs * (gr[j] * gs[j] - s1 - (xr[j] - m) * rs * s2);
+        else            for (j = 0; j < C; j++) dr[j] += rs * (gr[j] * gs[j] - s1 - (xr[j] - m) * rs * s2);
+    }
+}
+
+/* gamma / beta, or C ones / zeros from the arena when absent */
+static const float *ln_param(ff_tape_t *tp, const ff_tensor_t *p, int64_t C, float fill) {
+    if (p) return ff_op_contig(tp, p);
+    float *v = ff_arena_floats(tp, C);
+    for (int64_t j = 0; v && j < C; j++) v[j] = fill;
+    return v;
+}
+
 ff_tensor_t *ff_layer_norm(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *gamma, ff_tensor_t *beta, float eps) {
     char s1[96], s2[96];
     if (!ff_op_begin(tp, "ff_layer_norm", 1, x, gamma, beta)) return NULL;
@@ -21,24 +78,12 @@ ff_tensor_t *ff_layer_norm(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *gamma, ff
     if (!(eps >= 0.0f))
         return ff_op_fail(tp, FF_EINVAL, "ff_layer_norm: eps = %g must be >= 0", (double)eps);
     const float *xs = ff_op_contig(tp, x);
-    const float *gs = gamma ? ff_op_contig(tp, gamma) : NULL, *bs = beta ? ff_op_contig(tp, beta) : NULL;
+    const float *gs = ln_param(tp, gamma, C, 1.0f), *bs = ln_param(tp, beta, C, 0.0f);
     ff_tensor_t *out = ff_op_out(tp, x->ndim, x->shape);
     float *mean = ff_arena_floats(tp, R), *rstd = ff_arena_floats(tp, R);
-    if (!xs || !out || !mean || !rstd || (gamma && !gs) || (beta && !bs)) return NULL;
-    for (int64_t r = 0; r < R; r++) {
-        const float *xr = xs + r * C;
-        float *yr = out->data + r * C;
-        const float m = C > 0 ? ff_sum8(xr, C) / (float)C : 0.0f;
-        const float v = C > 0 ? ff_sqdev8(xr, m, C) / (float)C : 0.0f;
-        const float rs = 1.0f / sqrtf(v + eps);
-        mean[r] = m; rstd[r] = rs;
-        for (int64_t j = 0; j < C; j++) {
-            float h = (xr[j] - m) * rs;
-            if (gs) h *= gs[j];
-            if (bs) h += bs[j];
-            yr[j] = h;
-        }
-    }
+    if (!xs || !gs || !bs || !out || !mean || !rstd) return NULL;
+    ln_fw_rows(out->data, mean, rstd, xs, gs, bs, R, C, eps);
+    /* x[1] is gamma's data or the ones (backward multiplies by it either way) */
     ff_node_t *n = ff_node_new(tp, FF_OP_LAYER_NORM, out, 3, x, xs, gamma, gs, beta, bs);
     if (n) { n->aux[0] = mean; n->aux[1] = rstd; n->i[0] = R; n->i[1] = C; }
     return out;
@@ -46,7 +91,6 @@ ff_tensor_t *ff_layer_norm(ff_tape_t *tp, ff_tensor_t *x, ff_tensor_t *gamma, ff
 
 void ff_bw_layer_norm(ff_tape_t *tp, ff_node_t *n) {
     const int64_t R = n->i[0], C = n->i[1];
-    const float *xs = n->x[0], *gs = n->x[1], *g = n->g, *mean = n->aux[0], *rstd = n->aux[1];
     float bx, bg, bb;
     float *gx = ff_grad_buf(tp, n->in[0], &bx);
     float *gg = n->in[1] ? ff_grad_buf(tp, n->in[1], &bg) : NULL;
@@ -54,25 +98,7 @@ void ff_bw_layer_norm(ff_tape_t *tp, ff_node_t *n) {
     if (!gx && !gg && !gbeta) return;
     if (gg && bg == 0.0f) memset(gg, 0, (size_t)C * sizeof(float));
     if (gbeta && bb == 0.0f) memset(gbeta, 0, (size_t)C * sizeof(float));
-    for (int64_t r = 0; r < R; r++) {
-        const float *xr = xs + r * C, *gr = g + r * C, m = mean[r], rs = rstd[r];
-        if (gg)    for (int64_t j = 0; j < C; j++) gg[j] += gr[j] * (xr[j] - m) * rs;
-        if (gbeta) for (int64_t j = 0; j < C; j++) gbeta[j] += gr[j];
-        if (!gx) continue;
-        /* dx = rstd * (dh - mean(dh) - h * mean(dh * h)), dh = g * gamma, h = (x - mean) * rstd */
-        float s1 = 0, s2 = 0;
-        for (int64_t j = 0; j < C; j++) {
-            float dh = gs ? gr[j] * gs[j] : gr[j], h = (xr[j] - m) * rs;
-            s1 += dh; s2 += dh * h;
-        }
-        s1 /= (float)C; s2 /= (float)C;
-        float *dr = gx + r * C;
-        for (int64_t j = 0; j < C; j++) {
-            float dh = gs ? gr[j] * gs[j] : gr[j], h = (xr[j] - m) * rs;
-            float d = rs * (dh - s1 - h * s2);
-            if (bx == 0.0f) dr[j] = d; else dr[j] += d;
-        }
-    }
+    ln_bw_rows(gx, bx, gg, gbeta, n->x[0], n->x[1], n->g, n->aux[0], n->aux[1], R, C);
 }
 
 /* ---- tangent projection on the sphere --------------------------------------------------------- */

@@ -41,7 +41,8 @@
     X(SOFTMAX,        "softmax",        softmax)           \
     X(BMM,            "bmm",            bmm)               \
     X(ATTENTION,      "attention",      attention)         \
-    X(GELU_TANH,      "gelu_tanh",      gelu_tanh)
+    X(GELU_TANH,      "gelu_tanh",      gelu_tanh)         \
+    X(ADD_RELU,       "add_relu",       add_relu)
 
 #define FF_OP_ENUM_(E, name, fn) FF_OP_##E,
 typedef enum ff_op { FF_OPS(FF_OP_ENUM_) FF_OP_COUNT } ff_op;

@@ -183,8 +183,8 @@ static ff_tensor_t *cnn1d_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, 
         ff_tensor_t *te = ff_reshape(tp, ff_linear(tp, e, m->dense_w[i], m->dense_b[i]),
                                      3, (int64_t[]){ n, 1, H });
         ff_tensor_t *h = ff_layer_norm(tp, ff_add(tp, feat, te), m->ln_g[i], m->ln_b[i], 1e-5f);
-        h = ff_relu(tp, ff_conv1d(tp, h, m->conv_w[i], m->conv_b[i], m->dil[i], (int)(half * m->dil[i])));
-        feat = ff_add(tp, feat, h);
+        h = ff_conv1d(tp, h, m->conv_w[i], m->conv_b[i], m->dil[i], (int)(half * m->dil[i]));
+        feat = ff_add_relu(tp, feat, h);                                   /* feat + ReLU(h) */
     }
     feat = ff_relu(tp, ff_conv1d(tp, feat, m->f1_w, m->f1_b, 1, 0));
     return ff_conv1d(tp, feat, m->f2_w, m->f2_b, 1, 0);
