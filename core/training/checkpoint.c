@@ -22,6 +22,26 @@ static ff_status check_finite(const char *path, const char *what, const char *na
 
 static int version_major(const char *v) { return v ? atoi(v) : -1; }
 
+/* The parts of a flow a checkpoint holds, with the flat blocks they live in (m, v, ema may be NULL:
+ * SGD without momentum, no EMA). Shared by save and load so both see the same layout. */
+typedef struct flow_state {
+    ff_params_t *P;
+    ff_optim_t  *O;
+    ff_rng_t    *R;
+    float       *base, *m, *v, *ema;
+    int64_t      numel, *t;
+} flow_state;
+
+static ff_status flow_state_of(ff_flow_t *f, const char *fn, const char *path, flow_state *st) {
+    ff_ema_t *E = ff_flow_ema(f);
+    *st = (flow_state){ ff_flow_params(f), ff_flow_optim(f), ff_flow_rng(f), NULL, NULL, NULL, NULL, 0, NULL };
+    if (!st->P || !st->O || !st->R)
+        return ff_errorf(FF_EINVAL, "%s %s: the flow has no parameters/optimiser/rng", fn, path);
+    st->base = ff_params_data(st->P);
+    st->ema = E ? ff_ema_data(E) : NULL;
+    return ff_optim_state(st->O, &st->m, &st->v, &st->numel, &st->t);
+}
+
 ff_status ff_checkpoint_save(ff_flow_t *f, const char *path, const char *run_json) {
     const char *fn = "ff_checkpoint_save";
     if (!f || !path) return ff_errorf(FF_EINVAL, "%s: NULL argument", fn);
@@ -29,14 +49,13 @@ ff_status ff_checkpoint_save(ff_flow_t *f, const char *path, const char *run_jso
         return ff_errorf(FF_EINVAL, "%s %s: the flow holds a gradient of %d micro-batch(es) not yet applied "
                          "(ff_flow_grad without ff_flow_update), which a checkpoint does not keep; save after the "
                          "update", fn, path, ff_flow_grad_count(f));
-    ff_params_t *P = ff_flow_params(f);
-    ff_optim_t *O = ff_flow_optim(f);
-    ff_ema_t *E = ff_flow_ema(f);
-    ff_rng_t *R = ff_flow_rng(f);
-    if (!P || !O || !R) return ff_errorf(FF_EINVAL, "%s %s: the flow has no parameters/optimiser/rng", fn, path);
-    float *m = NULL, *v = NULL, *base = ff_params_data(P), *ema = E ? ff_ema_data(E) : NULL;
-    int64_t numel = 0, *t = NULL;
-    FF_TRY(ff_optim_state(O, &m, &v, &numel, &t));
+    flow_state fs;
+    FF_TRY(flow_state_of(f, fn, path, &fs));
+    ff_params_t *P = fs.P;
+    ff_optim_t *O = fs.O;
+    ff_rng_t *R = fs.R;
+    float *m = fs.m, *v = fs.v, *base = fs.base, *ema = fs.ema;
+    int64_t numel = fs.numel, *t = fs.t;
     if (numel != ff_params_numel(P))
         return ff_errorf(FF_EINVAL, "%s %s: optimiser holds %lld values, parameters %lld", fn, path,
                          (long long)numel, (long long)ff_params_numel(P));
@@ -155,14 +174,13 @@ static ff_status check_format(const ff_safetensors_t *st, const char *path) {
  * written, so a refusal leaves f as it was. */
 static ff_status load_from(ff_flow_t *f, const ff_safetensors_t *st, const char *path) {
     const char *fn = "ff_checkpoint_load";
-    ff_params_t *P = ff_flow_params(f);
-    ff_optim_t *O = ff_flow_optim(f);
-    ff_ema_t *E = ff_flow_ema(f);
-    ff_rng_t *R = ff_flow_rng(f);
-    if (!P || !O || !R) return ff_errorf(FF_EINVAL, "%s %s: the flow has no parameters/optimiser/rng", fn, path);
-    float *m = NULL, *v = NULL, *base = ff_params_data(P), *ema = E ? ff_ema_data(E) : NULL;
-    int64_t numel = 0, *t = NULL;
-    FF_TRY(ff_optim_state(O, &m, &v, &numel, &t));
+    flow_state fs;
+    FF_TRY(flow_state_of(f, fn, path, &fs));
+    ff_params_t *P = fs.P;
+    ff_optim_t *O = fs.O;
+    ff_rng_t *R = fs.R;
+    float *m = fs.m, *v = fs.v, *base = fs.base, *ema = fs.ema;
+    int64_t *t = fs.t;
     int count = ff_params_count(P);
     ff_status s;
     const void **src = calloc((size_t)(4 * (count ? count : 1)), sizeof *src);   /* param, m, v, ema per entry */
