@@ -246,6 +246,21 @@ FF_TEST(cnn1d_param_count_matches_paper) {
     net_free(&m);
 }
 
+/* One forward pass of m on 2 points of (S^3_+)^k at t = 0 and 0.5: the output is [2, k, 4]. */
+static void forward_has_shape(net *m, int64_t k) {
+    ff_tensor_t *x = NULL, *t = NULL;
+    ff_tensor_new3(&x, 2, k, 4);
+    ff_tensor_new1(&t, 2);
+    ff_rng_t r;
+    ff_rng_seed(&r, 9);
+    fill_sphere(x, &r);
+    t->data[1] = 0.5f;
+    ff_tape_reset(m->tape);
+    ff_tensor_t *y = net_forward(m, x, t, NULL);
+    FF_EXPECT(y && y->ndim == 3 && y->shape[0] == 2 && y->shape[1] == k && y->shape[2] == 4, "%s", ff_last_error());
+    ff_tensor_free(x); ff_tensor_free(t);
+}
+
 FF_TEST(cnn1d_shapes_and_grads) {
     net m;
     ff_space sp = { 7, 3, 0, 0 };
@@ -257,17 +272,7 @@ FF_TEST(cnn1d_shapes_and_grads) {
     ff_options_set_number(o, "fourier_scale", 1.0);
     FF_EXPECT(net_new(&m, "cnn1d", sp, o, 2) == FF_OK, "%s", ff_last_error());
     ff_options_free(o);
-    ff_tensor_t *x = NULL, *t = NULL;
-    ff_tensor_new3(&x, 2, 7, 4);
-    ff_tensor_new1(&t, 2);
-    ff_rng_t r;
-    ff_rng_seed(&r, 9);
-    fill_sphere(x, &r);
-    t->data[1] = 0.5f;
-    ff_tape_reset(m.tape);
-    ff_tensor_t *y = net_forward(&m, x, t, NULL);
-    FF_EXPECT(y && y->ndim == 3 && y->shape[0] == 2 && y->shape[1] == 7 && y->shape[2] == 4, "%s", ff_last_error());
-    ff_tensor_free(x); ff_tensor_free(t);
+    forward_has_shape(&m, 7);
     const char *names[] = { "net.conv_in.weight", "net.temb.weight", "net.layer0.conv.weight",
                             "net.layer2.dense.weight", "net.layer1.norm.weight", "net.layer2.norm.bias",
                             "net.final0.weight", "net.final1.bias", NULL };
@@ -420,17 +425,7 @@ FF_TEST(transformer_shapes_and_grads) {
     net m;
     ff_space sp = { 5, 3, 0, 0 };
     tf_new(&m, sp, tf_opts(8, 2, 2, 2, "adaln"), 3);
-    ff_tensor_t *x = NULL, *t = NULL;
-    ff_tensor_new3(&x, 2, 5, 4);
-    ff_tensor_new1(&t, 2);
-    ff_rng_t r;
-    ff_rng_seed(&r, 9);
-    fill_sphere(x, &r);
-    t->data[1] = 0.5f;
-    ff_tape_reset(m.tape);
-    ff_tensor_t *y = net_forward(&m, x, t, NULL);
-    FF_EXPECT(y && y->ndim == 3 && y->shape[0] == 2 && y->shape[1] == 5 && y->shape[2] == 4, "%s", ff_last_error());
-    ff_tensor_free(x); ff_tensor_free(t);
+    forward_has_shape(&m, 5);
     check_grads(&m, 3, NULL, names);
     net_free(&m);
     /* additive conditioning, per-position signal channels, 1 head, odd width */
