@@ -4,13 +4,15 @@
 --
 -- A sequence set is { n =, L =, codes = uint8_t[n * L] } with A, C, G, T = 0, 1, 2, 3, row-major.
 -- Made from strings (dna.set), from one-hot or simplex tensors [n, L, 4] (dna.from_probs: argmax
--- per position, the first maximum on ties) or by the Markov baseline (dna.markov_sample).
+-- per position, the first maximum on ties) or by the Markov baseline (dna.markov_sample); dna.onehot
+-- turns a set back into a tensor.
 --
 -- Preparation (scripts/data_dna.lua calls these): read_fasta, dm3_promoters, parse_tss,
 -- human_windows, revcomp, write_fasta, read_jaspar, consensus_counts.
 -- Metrics: kmer_spectrum + jsd, gc / cpg_oe + wasserstein1, pwm + motif_profile + l1,
 -- markov_fit / markov_sample / markov_bits, classifier (features, mlp_*) + frechet.
 local core = require "fisherflow.core"
+local tensor = require "fisherflow.tensor"
 local ffi, raise = core.ffi, core.raise
 
 local M = {}
@@ -71,6 +73,13 @@ function M.from_probs(t)
     s.codes[r] = b
   end
   return s
+end
+
+-- dna.onehot(set) -> tensor [n, L, 4], the one-hot rows (the data a flow trains on, flow:bits' input)
+function M.onehot(s)
+  local t = tensor.zeros(s.n, s.L, 4)
+  for r = 0, s.n * s.L - 1 do t.data[4 * r + s.codes[r]] = 1 end
+  return t
 end
 
 -- dna.subset(set, first, count) -> a copy of rows first .. first + count - 1 (1-based)

@@ -112,6 +112,79 @@ function M.log_prob(flow, p, opts, c_log_prob, label, fname)
   return out
 end
 
+-- ff.dequantise(x, lam, rng [, alpha]) -> points z [n, k, m], log q (a list of n numbers). x: one-hot rows
+-- [n, k, m] (the discrete data c); per position z = (1 - lam) e_c + lam u, u ~ Dirichlet(alpha, ...,
+-- alpha), so z stays in c's argmax cell for lam <= 1/2. log q(z | c) is the density of z w.r.t.
+-- Lebesgue measure on the first m - 1 coordinates of each position (flow:log_prob's measure):
+-- log Dir(u; alpha) - (m - 1) log lam per position, summed over the row. alpha = 1 (the default)
+-- spreads u uniformly, up to the cell's faces; a larger alpha keeps z away from them.
+function M.dequantise(x, lam, rng, alpha)
+  local fname = "ff.dequantise"
+  alpha = alpha or 1
+  tensor.expect(fname, "x", x)
+  if type(lam) ~= "number" or not (lam > 0 and lam <= 0.5) then raise(fname .. ": lam must be in (0, 1/2], got " .. tostring(lam)) end
+  if type(alpha) ~= "number" or not (alpha >= 1 and alpha < math.huge) then
+    raise(fname .. ": alpha must be a number >= 1, got " .. tostring(alpha))
+  end
+  if x.ndim ~= 3 then raise(("%s: x must be one-hot [n, k, m], got %d dims"):format(fname, x.ndim)) end
+  local n, k, m = x:size(1), x:size(2), x:size(3)
+  local src = x:is_contiguous() and x or x:copy()
+  local out, logq = tensor.zeros(n, k, m), {}
+  local s, d = src.data, out.data
+  local g = ffi.new("double[?]", m)
+  local const = util.lgamma(m * alpha) - m * util.lgamma(alpha) - (m - 1) * math.log(lam)
+  for i = 0, n - 1 do
+    local row = 0
+    for j = 0, k - 1 do
+      local base, ones, sum = (i * k + j) * m, 0, 0
+      for c = 0, m - 1 do
+        local v = s[base + c]
+        if v == 1 then ones = ones + 1 elseif v ~= 0 then
+          raise(("%s: x[%d][%d][%d] = %g: rows must be one-hot"):format(fname, i + 1, j + 1, c + 1, v))
+        end
+        -- Gamma(1) is Exp(1); 1 - uniform is in (0, 1], so the draw is finite
+        g[c] = alpha == 1 and -math.log(1 - rng:uniform()) or rng:gamma(alpha)
+        sum = sum + g[c]
+      end
+      if ones ~= 1 then raise(("%s: x[%d][%d] has %d ones: rows must be one-hot"):format(fname, i + 1, j + 1, ones)) end
+      local lu = 0
+      for c = 0, m - 1 do
+        local u = g[c] / sum
+        d[base + c] = (1 - lam) * s[base + c] + lam * u
+        if alpha ~= 1 then lu = lu + math.log(u) end
+      end
+      row = row + const + (alpha - 1) * lu
+    end
+    logq[i + 1] = row
+  end
+  return out, logq
+end
+
+-- flow:bits(x, opts) -> bits [n], { finite =, nonfinite = }: an upper bound on -log2 P(c) for each
+-- one-hot row c of x, P(c) the mass the flow puts in c's argmax cell (what the argmax decoder
+-- emits). Jensen: -log P(c) <= E_q[log q(z|c) - log p(z)], z from ff.dequantise; one draw of z per
+-- row, so each value is an unbiased estimate of the bound (with Hutchinson's trace, of its own too).
+-- A row whose backward path leaves the orthant has p(z) = 0 and an infinite bound.
+-- opts: lam (0.5), alpha (1), rng (required: the dequantisation stream), and flow:log_prob's steps,
+-- estimator, probes, cond, batch, progress.
+function M.bits(flow, x, opts)
+  local fname = "flow:bits"
+  opts = options(fname, opts, { lam = true, alpha = true, rng = true, steps = true, estimator = true, probes = true,
+                                cond = true, batch = true, progress = true })
+  if opts.rng == nil then raise(fname .. ": rng is required (the dequantisation draws)") end
+  local z, logq = M.dequantise(x, opts.lam or 0.5, opts.rng, opts.alpha)
+  local lp = flow:log_prob(z, { steps = opts.steps, estimator = opts.estimator, probes = opts.probes, cond = opts.cond,
+                                batch = opts.batch, progress = opts.progress })
+  local n = z:size(1)
+  local bits, finite = tensor.zeros(n), 0
+  for i = 0, n - 1 do
+    local v = (logq[i + 1] - lp.data[i]) / math.log(2)
+    if v == v and v < math.huge then finite = finite + 1 else v = math.huge end
+    bits.data[i] = v
+  end
+  return bits, { finite = finite, nonfinite = n - finite }
+end
+
 -- flow:density{...}: exp of log_prob at the centres of viz's [res, res] grid.
 function M.density(flow, t, c_log_prob)
   local fname = "flow:density"

@@ -295,6 +295,12 @@ function Flow:log_prob(p, opts)
   return rows(p, opts)
 end
 
+-- flow:bits(x, { lam = 0.5, alpha = 1, rng =, steps =, estimator =, probes =, cond =, batch =,
+-- progress = }) -> bits [n], { finite =, nonfinite = }: per one-hot row of x, an upper bound on
+-- -log2 of the probability the flow's argmax decoder emits it, from a dequantised draw and
+-- flow:log_prob (evaluate.lua says how; MATH.md §Discrete likelihood bound).
+function Flow:bits(x, opts) return evaluate.bits(self, x, opts) end
+
 -- Parameters: list of { name =, shape =, numel = } in registration order.
 function Flow:params()
   local reg = C.ff_flow_params(self.ptr)

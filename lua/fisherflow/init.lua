@@ -21,6 +21,7 @@ local ff = {
   random = { dirichlet = random.dirichlet, default = function() return random.default end },
   -- models
   flow = flow.flow, optim = optim.optim, lr = optim.lr,
+  dequantise = require("fisherflow.evaluate").dequantise,   -- one-hot data -> points in their argmax cells (flow:bits)
   -- scripts
   args = args.parse, json = json, log = log, util = util,
   progress = progress.new,

@@ -7,6 +7,7 @@
 local ffi    = require "ffi"
 local core   = require "fisherflow.core"
 local tensor = require "fisherflow.tensor"
+local evaluate = require "fisherflow.evaluate"
 
 local raise = core.raise
 local M = {}
@@ -284,21 +285,13 @@ end
 --   -log P(c) <= E_q[ log q(x | c) - log p(x) ],
 -- an upper bound on the NLL of the text (its bits per character: divide by L log 2).
 
--- ff.text.dequantise(x, lam, rng) -> points [n, L, 27], log q per sequence (one number: the same
--- for every sequence of length L). x: one-hot [n, L, 27].
+-- ff.text.dequantise(x, lam, rng) -> points [n, L, 27], log q per sequence (one number: with
+-- Dirichlet(1) the same for every sequence of length L). x: one-hot [n, L, 27]. ff.dequantise
+-- (evaluate.lua) is the general form.
 function M.dequantise(x, lam, rng)
-  if not (lam > 0 and lam <= 0.5) then raise("ff.text.dequantise: lam must be in (0, 1/2], got " .. tostring(lam)) end
-  local n, L = x:size(1), x:size(2)
-  if x:size(3) ~= K then raise("ff.text.dequantise: expects [n, L, 27], got last dim " .. x:size(3)) end
-  local out = tensor.zeros(n, L, K)
-  local src, d = x:is_contiguous() and x or x:copy(), out.data
-  local g = ffi.new("double[?]", K)
-  for r = 0, n * L - 1 do
-    local sum = 0
-    for c = 0, K - 1 do g[c] = -math.log(1 - rng:uniform()); sum = sum + g[c] end  -- Exp(1) = Gamma(1)
-    for c = 0, K - 1 do d[r * K + c] = (1 - lam) * src.data[r * K + c] + lam * g[c] / sum end
-  end
-  return out, L * (M.log_gamma_int(K) - (K - 1) * math.log(lam))
+  if x.ndim ~= 3 or x:size(3) ~= K then raise("ff.text.dequantise: expects [n, L, 27], got last dim " .. x:size(x.ndim)) end
+  local z, logq = evaluate.dequantise(x, lam, rng, 1)
+  return z, logq[1]
 end
 
 -- log Gamma(n) = log (n - 1)! for a positive integer n.

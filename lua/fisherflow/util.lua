@@ -1,4 +1,4 @@
--- util.lua — the few libc calls the Lua layer needs (isatty, monotonic clock, mkdir, rename) and
+-- util.lua — the few libc calls the Lua layer needs (isatty, monotonic clock, mkdir, rename, lgamma) and
 -- atomic file writes (temporary file in the same directory, then rename).
 local core = require "fisherflow.core"
 local ffi = core.ffi
@@ -10,12 +10,15 @@ int getpid(void);
 typedef struct ff_lua_timespec { long tv_sec; long tv_nsec; } ff_lua_timespec;
 int clock_gettime(int clk, ff_lua_timespec *ts);
 char *strerror(int errnum);
+double lgamma(double x);
 ]]
 local libc = ffi.C
 
 local M = {}
 
 function M.pid() return tonumber(libc.getpid()) end
+-- log Gamma(x) for x > 0 (libm).
+function M.lgamma(x) return libc.lgamma(x) end
 function M.isatty(fd) return libc.isatty(fd) == 1 end
 
 local ts = ffi.new("ff_lua_timespec")

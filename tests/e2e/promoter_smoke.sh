@@ -66,7 +66,14 @@ for _, row in ipairs { "model", "markov", "floor" } do
 end
 local nll = assert(res.rows.model.nll, "model nll info missing")
 assert(nll.sequences == 4 and nll.finite >= 0 and nll.finite <= 4 and nll.estimator == "hutchinson", "model nll info: " .. ff.json.encode(nll))
-if nll.finite > 0 then finite(res.rows.model.nll_bits, "model nll_bits") else assert(res.rows.model.nll_bits == nil) end
+assert(type(nll.validation) == "table" and #nll.validation == 3, "three dequantisations tried on the validation split")
+local chosen = false
+for _, v in ipairs(nll.validation) do chosen = chosen or (v.lam == nll.lam and v.alpha == nll.alpha) end
+assert(chosen, "the test bound uses one of the tried dequantisations: " .. ff.json.encode(nll))
+if nll.finite == 4 then
+  finite(res.rows.model.nll_bits, "model nll_bits")
+  assert(res.rows.model.nll_bits > 0, "a bound on -log2 P is positive")
+else assert(res.rows.model.nll_bits == nil, "nll_bits only when every bound is finite") end
 finite(res.rows.markov.nll_bits, "markov nll_bits")
 assert(res.rows.model.steps == 20, "model trained " .. tostring(res.rows.model.steps) .. " steps, expected 20")
 print(("ok: model JSD k=6 %.4f, markov %.4f, floor %.4f; model NLL %s bits/base (%d of 4 finite)"):format(

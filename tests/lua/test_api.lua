@@ -391,6 +391,66 @@ T.test("flow:density is a density on viz's grid", function()
   end
 end)
 
+T.test("ff.dequantise: points in the cell, log q by hand for Dirichlet(2), moments of u", function()
+  local x = ff.tensor{ { { 1, 0 }, { 0, 1 } }, { { 0, 1 }, { 0, 1 } } }   -- [2, 2, 2] one-hot
+  local lam = 0.4
+  local z, logq = ff.dequantise(x, lam, ff.rng(3), 2)
+  for i = 1, 2 do
+    local want = 0
+    for j = 1, 2 do
+      local c = x:get(i, j, 1) == 1 and 1 or 2
+      T.ok(z:get(i, j, c) >= 1 - lam - 1e-7 and z:get(i, j, c) >= z:get(i, j, 3 - c), "argmax is the data's symbol")
+      T.near(z:get(i, j, 1) + z:get(i, j, 2), 1, 1e-6, "on the simplex")
+      -- u = (z - (1 - lam) e) / lam ~ Beta(2, 2): density 6 u1 u2, and dz1 = lam du1
+      local u1 = (z:get(i, j, 1) - (c == 1 and 1 - lam or 0)) / lam
+      want = want + math.log(6 * u1 * (1 - u1)) - math.log(lam)
+    end
+    T.near(logq[i], want, 1e-5, "log q of row " .. i)
+  end
+  -- Dirichlet(alpha) on m symbols: E u_j = 1/m, Var u_j = (m - 1) / (m^2 (m alpha + 1))
+  local m, n, alpha = 4, 20000, 3
+  local big = ff.zeros(n, 1, m)
+  for i = 0, n - 1 do big.data[i * m] = 1 end
+  local q = ff.dequantise(big, 0.5, ff.rng(4), alpha)
+  local s, s2 = 0, 0
+  for i = 0, n - 1 do local u = q.data[i * m + 2] / 0.5; s, s2 = s + u, s2 + u * u end
+  local mean, var = s / n, s2 / n - (s / n) ^ 2
+  local want_var = (m - 1) / (m * m * (m * alpha + 1))
+  T.near(mean, 1 / m, 4 * math.sqrt(want_var / n), "E u_j")
+  T.near(var, want_var, 0.05 * want_var, "Var u_j")
+  T.raises(function() ff.dequantise(x, 0.6, ff.rng(1)) end, "lam must be in (0, 1/2]")
+  T.raises(function() ff.dequantise(x, 0.1, ff.rng(1), 0.5) end, "alpha must be a number >= 1")
+  T.raises(function() ff.dequantise(ff.tensor{ { { 1, 1 } } }, 0.1, ff.rng(1)) end, "x[1][1] has 2 ones")
+  T.raises(function() ff.dequantise(ff.tensor{ { { 0.5, 0.5 } } }, 0.1, ff.rng(1)) end, "rows must be one-hot")
+end)
+
+T.test("flow:bits is the dequantisation bound: closed form for the uniform model, never below -log2 P", function()
+  local f = ff.flow{ k = 1, d = 2, seed = 1, network = ff.plugin("network", "bmlp", { hidden = 8, depth = 1 }) }
+  -- zero field: the model is the uniform orthant source, Dirichlet(1/2, 1/2, 1/2) on the simplex,
+  -- density (1 / (2 pi)) (p0 p1 p2)^(-1/2); each argmax cell has P = 1/3 by symmetry
+  for _, name in ipairs{ "net.block0.weight_h", "net.block0.weight_e", "net.block0.bias" } do
+    f:param(name):fill(0)
+  end
+  local n = 600
+  local x = ff.zeros(n, 1, 3)
+  for i = 0, n - 1 do x.data[3 * i + i % 3] = 1 end
+  for _, case in ipairs { { 0.5, 1 }, { 0.2, 3 } } do
+    local lam, alpha = case[1], case[2]
+    local bits, info = f:bits(x, { lam = lam, alpha = alpha, rng = ff.rng(7), steps = 4 })
+    T.eq(info.finite, n, "every row finite")
+    local z, logq = ff.dequantise(x, lam, ff.rng(7), alpha)       -- the same draws
+    local mean = 0
+    for i = 0, n - 1 do
+      local a, b, c = z.data[3 * i], z.data[3 * i + 1], z.data[3 * i + 2]
+      local want = (logq[i + 1] + math.log(2 * math.pi) + 0.5 * math.log(a * b * c)) / math.log(2)
+      T.near(bits.data[i], want, 1e-3 * math.abs(want) + 1e-3, ("row %d, lam %g, alpha %g"):format(i, lam, alpha))
+      mean = mean + bits.data[i] / n
+    end
+    T.ok(mean > math.log(3) / math.log(2), ("the bound %.4f is not below -log2(1/3)"):format(mean))
+  end
+  T.raises(function() f:bits(x, { lam = 0.5 }) end, "rng is required")
+end)
+
 T.test("tensor:batch draws rows with replacement, seeded", function()
   local t = ff.tensor{ { 1, 1 }, { 2, 2 }, { 3, 3 } }
   local b = t:batch(3000, ff.rng(4))

@@ -16,6 +16,10 @@ T.test("set / strings / from_probs round trip, bad symbol named", function()
     for j, c in ipairs(row) do t:set(i, j, c + 1, 0.7); t:set(i, j, (c + 1) % 4 + 1, 0.3) end
   end
   T.eq(dna.strings(dna.from_probs(t))[2], "TTGA")
+  local oh = dna.onehot(s)
+  T.eq(table.concat(oh:shape(), ","), "2,4,4", "one-hot shape")
+  T.eq(oh:get(2, 3, 3), 1, "G at row 2, position 3"); T.eq(oh:get(2, 3, 1) + oh:get(2, 3, 2) + oh:get(2, 3, 4), 0, "the rest 0")
+  T.eq(table.concat(dna.strings(dna.from_probs(oh)), ","), "ACGT,TTGA", "one-hot round trip")
   T.raises(function() dna.set { "ACNT" } end, "sequence 1, position 3")
   T.raises(function() dna.set { "ACGT", "ACG" } end, "sequence 2 has length 3")
 end)
