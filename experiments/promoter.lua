@@ -55,15 +55,7 @@ local arg = ff.args {
 }
 if arg.geometry ~= "sphere" and arg.geometry ~= "linear" then error("--geometry must be sphere or linear, got " .. arg.geometry, 0) end
 if arg.coupler ~= "independent" and arg.coupler ~= "exact_ot" then error("--coupler must be independent or exact_ot, got " .. arg.coupler, 0) end
-local nll_q = {}
-for lam, alpha in arg.nll_q:gmatch("([^,:]+):([^,]+)") do
-  lam, alpha = tonumber(lam), tonumber(alpha)
-  if not lam or not alpha or not (lam > 0 and lam <= 0.5) or not (alpha >= 1) then
-    error(("--nll_q: '%s' must be lam:alpha pairs, 0 < lam <= 0.5, alpha >= 1"):format(arg.nll_q), 0)
-  end
-  nll_q[#nll_q + 1] = { lam = lam, alpha = alpha }
-end
-if #nll_q == 0 then error("--nll_q: no lam:alpha pair in '" .. arg.nll_q .. "'", 0) end
+local nll_q = ff.dequantisations(arg.nll_q, "--nll_q")
 ff.seed(arg.seed)
 local t_start = ff.util.now()
 

@@ -6,16 +6,16 @@
 -- Metrics, each also for two reference rows (an order-5 Witten-Bell character model trained on the
 -- training split, and held-out text itself, the floor of the sample metrics):
 --   bpc      bits per character on --bpc_seqs chunks of the test split. For the flow: an upper bound
---            from the likelihood path, -log P(text) <= E_q[log q(x|text) - log p(x)], with p the
---            flow's density (flow:log_prob: RK4 backwards, --lsteps steps, Hutchinson with --probes
---            Rademacher probes) and q the dequantisation x = (1 - lam) e_text + lam u, u ~
---            Dirichlet(1) per position (ff.text.dequantise; x stays in the text's argmax cell, so
---            P(text) is the probability that the argmax decoder emits it). One draw of x per
---            chunk; lam is chosen from --lams on --bpc_seqs chunks of the validation split (most
---            chunks with a finite bound, then the lowest mean). A chunk whose backward path leaves
---            the orthant has density 0 (likelihood.h): its bound is infinite, counted in
---            bpc_nonfinite; bpc is then the mean over the finite ones, not a bound for the split. For the
---            n-gram: exact, history restarting at every chunk (bpc_chunk) and as one stream.
+--            on -log2 P(text), P the mass of the text's argmax cell (what the argmax decoder
+--            emits), from flow:bits: -log P(text) <= E_q[log q(x|text) - log p(x)], p the flow's
+--            density (flow:log_prob: RK4 backwards, --lsteps steps, Hutchinson with --probes
+--            Rademacher probes), q the dequantisation x = (1 - lam) e_text + lam u, u ~
+--            Dirichlet(alpha) per position. One draw of x per chunk; (lam, alpha) is the pair of
+--            --bpc_q with the lowest bound on --bpc_seqs chunks of the validation split. A chunk
+--            whose backward path leaves the orthant has density 0 (likelihood.h) and an infinite
+--            bound (alpha > 1 keeps u off the faces, where that happens); the bound is then
+--            reported as infinite. For the n-gram: exact, history restarting at every chunk
+--            (bpc_chunk) and as one stream.
 --   jsd_unigram, jsd_bigram  Jensen-Shannon divergence (bits) of the character and adjacent-pair
 --            frequencies of --samples generated sequences against the whole test split.
 --   word_fraction  the share of generated words (not the cut first / last of a sequence) found in
@@ -43,7 +43,7 @@ local arg = ff.args {
   samples  = { 64,           "generated sequences for the sample metrics" },
   sample_steps = { 100,      "Riemannian-Euler steps when sampling" },
   bpc_seqs = { 0,            "test (and validation) chunks for the flow's bpc (0: min(--samples, 32))" },
-  lams     = { "0.05,0.02,0.01", "dequantisation widths lam tried on the validation chunks (comma-separated, each <= 0.5)" },
+  bpc_q    = { "0.05:2,0.01:2,0.01:4", "dequantisations (lam:alpha pairs) tried on the validation chunks" },
   lsteps   = { 20,           "RK4 steps of the likelihood ODE" },
   probes   = { 1,            "Hutchinson probes per divergence evaluation" },
   order    = { 5,            "order of the reference n-gram model (1..5)" },
@@ -56,13 +56,7 @@ local arg = ff.args {
 ff.seed(arg.seed)
 local text, clock, L, K = ff.text, ff.util.now, arg.L, 27
 local t_start = clock()
-local lams = {}
-for v in arg.lams:gmatch("[^,]+") do
-  local lam = tonumber(v)
-  if not lam or lam <= 0 or lam > 0.5 then error(("--lams: '%s' is not a number in (0, 0.5]"):format(v), 0) end
-  lams[#lams + 1] = lam
-end
-if #lams == 0 then error("--lams: no value given", 0) end
+local bpc_q = ff.dequantisations(arg.bpc_q, "--bpc_q")
 if arg.resume and arg.checkpoint_every <= 0 then error("--resume needs --checkpoint_every > 0", 0) end
 
 local function load(name)
@@ -148,35 +142,28 @@ local function flow_run()
 
   -- The flow's bits per character: evenly spaced chunks of a split, dequantised, one draw each.
   local qrng = ff.rng(arg.seed + 31337)
-  local function flow_bpc(chunks, lam)
-    local sum, sq, bad, n = 0, 0, 0, 0
-    for i = 1, #chunks, 8 do
-      local idx = {}
-      for j = i, math.min(i + 7, #chunks) do idx[#idx + 1] = (j - 1) * L + 1 end
-      local x, logq = text.dequantise(text.onehot(table.concat(chunks), idx, L), lam, qrng)
-      local lp = flow:log_prob(x, { steps = arg.lsteps, estimator = "hutchinson", probes = arg.probes })
-      for r = 0, #idx - 1 do
-        local v = lp.data[r]
-        if v == v and math.abs(v) < math.huge then
-          local b = (logq - v) / (L * math.log(2)); sum, sq, n = sum + b, sq + b * b, n + 1
-        else bad = bad + 1 end
-      end
-    end
-    local mean = n > 0 and sum / n or 0 / 0
-    local se = n > 1 and math.sqrt(math.max(sq / n - mean * mean, 0) / (n - 1)) or 0 / 0
-    return { bpc = mean, se = se, finite = n, nonfinite = bad, lam = lam }
+  local function flow_bpc(chunks, q)
+    local idx = {}
+    for j = 1, #chunks do idx[j] = (j - 1) * L + 1 end
+    local b, info = flow:bits(text.onehot(table.concat(chunks), idx, L), { lam = q.lam, alpha = q.alpha, rng = qrng,
+                              steps = arg.lsteps, estimator = "hutchinson", probes = arg.probes, batch = 8 })
+    local sum, sq, n = 0, 0, #chunks
+    for r = 0, n - 1 do local v = b.data[r] / L; sum, sq = sum + v, sq + v * v end
+    local mean = info.finite == n and sum / n or math.huge
+    local se = info.finite == n and n > 1 and math.sqrt(math.max(sq / n - mean * mean, 0) / (n - 1)) or 0 / 0
+    return { bpc = mean, se = se, finite = info.finite, nonfinite = info.nonfinite, lam = q.lam, alpha = q.alpha }
   end
   local t2 = clock()
   local vchunks, tchunks = spread(valid, nb), spread(test, nb)
   local lam_rows, best = {}, nil
-  for _, lam in ipairs(lams) do
-    local r = flow_bpc(vchunks, lam)
+  for _, q in ipairs(bpc_q) do
+    local r = flow_bpc(vchunks, q)
     lam_rows[#lam_rows + 1] = r
-    print(("validation: lam %g  bpc bound %.4f +- %.4f  (%d finite, %d not)"):format(lam, r.bpc, r.se, r.finite, r.nonfinite))
-    -- the most chunks with a finite bound (density > 0), then the lowest mean bound
-    if not best or r.finite > best.finite or (r.finite == best.finite and r.bpc < best.bpc) then best = r end
+    print(("validation: lam %g alpha %g  bpc bound %.4f +- %.4f  (%d finite, %d not)"):format(q.lam, q.alpha, r.bpc, r.se,
+      r.finite, r.nonfinite))
+    if not best or r.bpc < best.bpc then best = r end
   end
-  local fbpc = flow_bpc(tchunks, best.lam)
+  local fbpc = flow_bpc(tchunks, best)
   local bpc_seconds = clock() - t2
   return { samples = samples, bpc = fbpc, lam_rows = lam_rows, chunks = #tchunks, tchunks = tchunks, x = curve_x, y = curve_y,
            first = first, parameters = flow:numel(), train_seconds = train_seconds, sample_seconds = sample_seconds,
@@ -205,8 +192,8 @@ rows.ngram.bpc, rows.ngram.bpc_test_chunked, rows.ngram.bpc_test_stream = ng_chu
 if F then
   rows.flow = sample_metrics(F.samples)
   local b = F.bpc
-  rows.flow.bpc, rows.flow.bpc_se, rows.flow.bpc_lam, rows.flow.bpc_finite, rows.flow.bpc_nonfinite =
-    b.bpc, b.se, b.lam, b.finite, b.nonfinite
+  rows.flow.bpc, rows.flow.bpc_se, rows.flow.bpc_lam, rows.flow.bpc_alpha, rows.flow.bpc_finite, rows.flow.bpc_nonfinite =
+    b.bpc, b.se, b.lam, b.alpha, b.finite, b.nonfinite
 end
 local ref_seconds = clock() - t3
 
@@ -256,8 +243,8 @@ print(("text8 (%s): n-gram bpc %.3f on the %d test chunks (%.3f on all test chun
   source, ng_chunk, #tchunks, ng_all, ng_stream))
 if F then
   local b = F.bpc
-  print(("  flow bpc <= %.3f +- %.3f (lam %g, %d of %d chunks finite)%s"):format(b.bpc, b.se, b.lam, b.finite,
-    #tchunks, b.nonfinite > 0 and "; a chunk with density 0 has an infinite bound: the mean is over finite ones" or ""))
+  print(("  flow bpc <= %.3f +- %.3f (lam %g, alpha %g, %d of %d chunks finite)%s"):format(b.bpc, b.se, b.lam, b.alpha,
+    b.finite, #tchunks, b.nonfinite > 0 and "; a chunk with density 0 has an infinite bound" or ""))
 end
 for _, name in ipairs({ "flow", "ngram", "heldout" }) do
   local r = rows[name]

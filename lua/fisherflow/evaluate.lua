@@ -160,6 +160,24 @@ function M.dequantise(x, lam, rng, alpha)
   return out, logq
 end
 
+-- ff.dequantisations("0.001:1.5,0.01:2", what) -> { { lam =, alpha = }, ... }: a command-line list
+-- of lam:alpha pairs for ff.dequantise; errors name `what` (the option) and the bad entry.
+function M.dequantisations(text, what)
+  what = what or "ff.dequantisations"
+  if type(text) ~= "string" then raise(("%s: expected lam:alpha pairs, got %s"):format(what, type(text))) end
+  local list = {}
+  for item in text:gmatch("[^,]+") do
+    local lam, alpha = item:match("^%s*([^:]+):([^:]+)%s*$")
+    lam, alpha = tonumber(lam), tonumber(alpha)
+    if not lam or not alpha or not (lam > 0 and lam <= 0.5) or not (alpha >= 1 and alpha < math.huge) then
+      raise(("%s: '%s' is not lam:alpha with 0 < lam <= 0.5 and alpha >= 1"):format(what, item))
+    end
+    list[#list + 1] = { lam = lam, alpha = alpha }
+  end
+  if #list == 0 then raise(("%s: no lam:alpha pair in '%s'"):format(what, text)) end
+  return list
+end
+
 -- flow:bits(x, opts) -> bits [n], { finite =, nonfinite = }: an upper bound on -log2 P(c) for each
 -- one-hot row c of x, P(c) the mass the flow puts in c's argmax cell (what the argmax decoder
 -- emits). Jensen: -log P(c) <= E_q[log q(z|c) - log p(z)], z from ff.dequantise; one draw of z per

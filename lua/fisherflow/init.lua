@@ -21,7 +21,8 @@ local ff = {
   random = { dirichlet = random.dirichlet, default = function() return random.default end },
   -- models
   flow = flow.flow, optim = optim.optim, lr = optim.lr,
-  dequantise = require("fisherflow.evaluate").dequantise,   -- one-hot data -> points in their argmax cells (flow:bits)
+  -- one-hot data -> points in their argmax cells (flow:bits), and the lam:alpha lists scripts take
+  dequantise = require("fisherflow.evaluate").dequantise, dequantisations = require("fisherflow.evaluate").dequantisations,
   -- scripts
   args = args.parse, json = json, log = log, util = util,
   progress = progress.new,

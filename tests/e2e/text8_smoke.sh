@@ -59,7 +59,7 @@ head -c "$ntr" "$fx" > "$tmp/data/train.txt"
 head -c $((ntr + nva)) "$fx" | tail -c "$nva" > "$tmp/data/valid.txt"
 tail -c +$((ntr + nva + 1)) "$fx" > "$tmp/data/test.txt"
 small=(--data "$tmp/data" --L 32 --width 32 --depth 1 --heads 2 --batch 4 --samples 4 --bpc_seqs 4
-       --lsteps 4 --lams 0.5,0.2 --sample_steps 20 --checkpoint_every 10 --out "$tmp/t8")
+       --lsteps 4 --bpc_q 0.5:1,0.2:3 --sample_steps 20 --checkpoint_every 10 --out "$tmp/t8")
 # an uninterrupted run, and the same run killed (SIGKILL) after its first checkpoint and rerun
 "$build/fisherflow" run experiments/text8.lua "${small[@]}" --steps 300 --out "$tmp/ref" > "$tmp/ref.log" 2>&1 \
   || { cat "$tmp/ref.log"; fail "text8.lua (60 steps) exited non-zero"; }
@@ -100,7 +100,9 @@ for name in ("flow", "ngram", "heldout"):
 ng = rows["ngram"]["bpc"]
 assert 0 < ng < math.log2(27), f"n-gram bpc {ng}"
 assert rows["flow"]["bpc_finite"] + rows["flow"]["bpc_nonfinite"] == 4, "flow bpc chunk count"
-assert rows["flow"]["bpc_lam"] in (0.5, 0.2), rows["flow"]["bpc_lam"]
+assert (rows["flow"]["bpc_lam"], rows["flow"]["bpc_alpha"]) in ((0.5, 1), (0.2, 3)), rows["flow"]
+b = rows["flow"]["bpc"]
+assert b == math.inf if rows["flow"]["bpc_nonfinite"] else 0 < b < math.inf, f"flow bpc {b}"
 assert len(r["bpc_lam_validation"]) == 2
 assert r["args"]["steps"] == 300 and r["train_chars"] == 3523
 print(f"ok: n-gram bpc {ng:.3f}, flow jsd unigram {rows['flow']['jsd_unigram']:.3f}, held-out words {rows['heldout']['word_fraction']:.3f}")

@@ -422,6 +422,11 @@ T.test("ff.dequantise: points in the cell, log q by hand for Dirichlet(2), momen
   T.raises(function() ff.dequantise(x, 0.1, ff.rng(1), 0.5) end, "alpha must be a number >= 1")
   T.raises(function() ff.dequantise(ff.tensor{ { { 1, 1 } } }, 0.1, ff.rng(1)) end, "x[1][1] has 2 ones")
   T.raises(function() ff.dequantise(ff.tensor{ { { 0.5, 0.5 } } }, 0.1, ff.rng(1)) end, "rows must be one-hot")
+  local qs = ff.dequantisations("0.001:1.5, 0.5:1", "--q")
+  T.eq(#qs, 2); T.eq(qs[1].lam, 0.001); T.eq(qs[1].alpha, 1.5); T.eq(qs[2].lam, 0.5); T.eq(qs[2].alpha, 1)
+  T.raises(function() ff.dequantisations("0.001:1.5,0.7:2", "--q") end, "--q: '0.7:2' is not lam:alpha")
+  T.raises(function() ff.dequantisations("0.01", "--q") end, "--q: '0.01' is not lam:alpha")
+  T.raises(function() ff.dequantisations("", "--q") end, "--q: no lam:alpha pair")
 end)
 
 T.test("flow:bits is the dequantisation bound: closed form for the uniform model, never below -log2 P", function()
