@@ -2,7 +2,8 @@
 -- delegates): one C call per batch of rows, so that a call that runs long shows a progress line
 -- (progress.lua's rules: a redrawn bar on a terminal, a line every 10 % otherwise; nothing for a
 -- call shorter than two seconds). Sampling in batches from Lua draws exactly what one C call
--- would (ff_flow_sample draws its batches in order from the flow's sampling stream).
+-- would (ff_flow_sample draws its batches in order from the flow's sampling stream). Also the
+-- discrete likelihood bound: ff.dequantise and flow:bits.
 local core     = require "fisherflow.core"
 local tensor   = require "fisherflow.tensor"
 local progress = require "fisherflow.progress"
