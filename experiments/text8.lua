@@ -12,10 +12,9 @@
 --            Rademacher probes), q the dequantisation x = (1 - lam) e_text + lam u, u ~
 --            Dirichlet(alpha) per position. One draw of x per chunk; (lam, alpha) is the pair of
 --            --bpc_q with the lowest bound on --bpc_seqs chunks of the validation split. A chunk
---            whose backward path leaves the orthant has density 0 (likelihood.h) and an infinite
---            bound (alpha > 1 keeps u off the faces, where that happens); the bound is then
---            reported as infinite. For the n-gram: exact, history restarting at every chunk
---            (bpc_chunk) and as one stream.
+--            whose backward path leaves the orthant at any position has density 0 (likelihood.h)
+--            and an infinite bound, and then so has the mean. For the n-gram: exact, history
+--            restarting at every chunk (bpc_chunk) and as one stream.
 --   jsd_unigram, jsd_bigram  Jensen-Shannon divergence (bits) of the character and adjacent-pair
 --            frequencies of --samples generated sequences against the whole test split.
 --   word_fraction  the share of generated words (not the cut first / last of a sequence) found in
