@@ -165,11 +165,10 @@ if arg.model then
   }
   print(("flow: cnn1d hidden %d, stacks %d (%d layers), %d parameters; %s, %s"):format(
     arg.hidden, arg.stacks, 5 * arg.stacks, flow:numel(), arg.geometry, arg.coupler))
-  local t0 = ff.util.now()
   local hist = flow:fit(x, { steps = arg.steps, batch = arg.batch, log = arg.out .. ".jsonl", progress = true,
                              checkpoint = arg.out .. ".safetensors", checkpoint_every = arg.checkpoint_every,
                              resume = arg.resume, label = "train" })
-  local train_seconds = ff.util.now() - t0
+  local train_seconds = hist.total_seconds                 -- a resumed run's training time included
   x = nil; collectgarbage()
   local t1, parts, done = ff.util.now(), {}, 0
   local bar = ff.progress { total = arg.samples, label = "sample" }

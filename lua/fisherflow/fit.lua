@@ -419,6 +419,7 @@ function M.run(flow, data, opts, inner)
   if stream and owns_log then stream:close() end
   if not ok then error(err, 0) end
   hist.seconds = util.now() - t0
+  hist.total_seconds = t_before + hist.seconds   -- with the training time behind a resumed checkpoint
   if stopped and stopped.patience then
     hist.stopped = { reason = "patience", step = flow:steps() }
     if core.writes() then

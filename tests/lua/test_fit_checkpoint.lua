@@ -56,9 +56,14 @@ T.test("fit resume: continues to the total step count, bit for bit, log continue
   local wr, wb = ref:param(ref:params()[1].name):values(), b:param(b:params()[1].name):values()
   T.eq(table.concat(wb, ","), table.concat(wr, ","), "final parameters")
   -- resuming a complete run runs nothing; a checkpoint past `steps` is refused
+  local behind = ff.checkpoint.meta(ck).run.seconds   -- the run's training time, before c saves again
   local c = new_flow()
   local hc = c:fit(data, { steps = 30, batch = 32, progress = false, checkpoint = ck, resume = true })
   T.eq(#hc.loss, 0, "nothing left to run"); T.eq(c:steps(), 30, "steps of the complete run")
+  -- training time: this call's, and the run's with the part behind the checkpoint
+  T.ok(behind > 0 and behind >= hb.seconds, "the checkpoint carries the run's training time")
+  T.near(hc.total_seconds, behind + hc.seconds, 1e-9, "total_seconds = the checkpoint's + this call's")
+  T.ok(hb.total_seconds > hb.seconds, "a resumed call's total includes the steps before the crash")
   local d = new_flow()
   local w0 = table.concat(d:param(d:params()[1].name):values(), ",")
   T.raises(function()
