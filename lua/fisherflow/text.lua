@@ -1,13 +1,12 @@
 -- text.lua — ff.text: character-level text over text8's 27 symbols (space = 0, a..z = 1..26) for
 -- experiments/text8.lua: reading and checking text, one-hot batches, a smoothed character n-gram
 -- model, and the sample metrics (unigram / bigram Jensen-Shannon divergence, the fraction of words
--- found in a vocabulary), plus the dequantisation that turns the flow's density into a bound on
--- bits per character. Pure Lua on the public tensor API; tests/lua/test_text.lua checks each
+-- found in a vocabulary). The flow's bits per character come from flow:bits (evaluate.lua).
+-- Pure Lua on the public tensor API; tests/lua/test_text.lua checks each
 -- against hand computations.
 local ffi    = require "ffi"
 local core   = require "fisherflow.core"
 local tensor = require "fisherflow.tensor"
-local evaluate = require "fisherflow.evaluate"
 
 local raise = core.raise
 local M = {}
@@ -273,32 +272,6 @@ function M.word_fraction(strings, vocab)
     end
   end
   return total > 0 and found / total or 0 / 0, found, total
-end
-
----------------------------------------------------------------------------------------------------
--- Dequantisation of one-hot text for the flow's likelihood. The flow has a density p on the
--- product of simplices; a text c gets the probability P(c) = mass of the cell where the argmax of
--- every position is c (the text the argmax decoder would emit). Draw x = (1 - lam) e_c + lam u,
--- u ~ Dirichlet(1, ..., 1) per position, lam <= 1/2 (x stays in c's cell: x_c >= 1 - lam >= lam >=
--- x_j). Its density per position is q = Gamma(27) lam^-26 w.r.t. Lebesgue measure on the first 26
--- coordinates (the measure flow:log_prob uses), and by Jensen
---   -log P(c) <= E_q[ log q(x | c) - log p(x) ],
--- an upper bound on the NLL of the text (its bits per character: divide by L log 2).
-
--- ff.text.dequantise(x, lam, rng) -> points [n, L, 27], log q per sequence (one number: with
--- Dirichlet(1) the same for every sequence of length L). x: one-hot [n, L, 27]. ff.dequantise
--- (evaluate.lua) is the general form.
-function M.dequantise(x, lam, rng)
-  if x.ndim ~= 3 or x:size(3) ~= K then raise("ff.text.dequantise: expects [n, L, 27], got last dim " .. x:size(x.ndim)) end
-  local z, logq = evaluate.dequantise(x, lam, rng, 1)
-  return z, logq[1]
-end
-
--- log Gamma(n) = log (n - 1)! for a positive integer n.
-function M.log_gamma_int(n)
-  local s = 0
-  for i = 2, n - 1 do s = s + math.log(i) end
-  return s
 end
 
 function M.install(ff) ff.text = M end
