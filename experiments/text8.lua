@@ -97,12 +97,8 @@ local function flow_run()
   -- Training: one-hot windows at uniform offsets, drawn from their own stream (saved with the
   -- checkpoint, so a resumed run continues bit for bit, as toy_dfm.lua does).
   local draws = ff.rng(arg.seed + 7919)
-  local ckpt, run, start = arg.out .. ".safetensors", nil, 0
-  if arg.resume then run, start = ff.checkpoint.resume(flow, ckpt) end
-  run, start = run or {}, start or 0
-  if start > arg.steps then error(("%s is at step %d, past --steps %d"):format(ckpt, start, arg.steps), 0) end
-  if start > 0 and not run.draws then error(ckpt .. " has no text8 data-stream state (not written by this script)", 0) end
-  if run.draws then ff.checkpoint.set_rng_state(draws, run.draws) end
+  local ckpt, run, start = arg.out .. ".safetensors", {}, 0
+  if arg.resume then run, start = ff.checkpoint.resume_loop(flow, ckpt, arg.steps, draws, "text8") end
   if start > 0 then print(("resumed from %s at step %d of %d"):format(ckpt, start, arg.steps)) end
   local log, bar = ff.checkpoint.open_log(arg.out .. ".jsonl", start), ff.progress { total = arg.steps, label = "train" }
   local t0 = clock() - (run.seconds or 0)

@@ -56,12 +56,8 @@ local flow = ff.flow {
 }
 
 -- resume: the checkpoint holds the flow and this loop's state (data stream, loss window, first loss)
-local ckpt, run, start = arg.out .. ".safetensors", nil, 0
-if arg.resume then run, start = ff.checkpoint.resume(flow, ckpt) end
-run, start = run or {}, start or 0
-if start > arg.steps then error(("%s is at step %d, past --steps %d"):format(ckpt, start, arg.steps), 0) end
-if start > 0 and not run.draws then error(ckpt .. " has no toy_dfm data-stream state (not written by this script)", 0) end
-if run.draws then ff.checkpoint.set_rng_state(draws, run.draws) end
+local ckpt, run, start = arg.out .. ".safetensors", {}, 0
+if arg.resume then run, start = ff.checkpoint.resume_loop(flow, ckpt, arg.steps, draws, "toy_dfm") end
 local log, bar, t0 = ff.checkpoint.open_log(arg.out .. ".jsonl", start), ff.progress { total = arg.steps, label = "train" },
                      ff.util.now() - (run.seconds or 0)
 local first, window, every = run.loss_first, run.window or 0, math.max(1, math.floor(arg.steps / 100))

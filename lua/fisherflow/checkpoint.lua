@@ -90,6 +90,21 @@ M.resume_fit = function(flow, path, total, check_run) return resume(flow, path, 
 -- options...) is refused: resuming it would silently continue another run.
 function M.resume(flow, path) return resume(flow, path, "ff.checkpoint.resume") end
 
+-- ff.checkpoint.resume_loop(flow, path, total, stream, script) -> run ({} if none), step (0 if none):
+-- ff.checkpoint.resume for a script's own training loop whose data stream `stream` (an ff.rng) is
+-- saved in run.draws. Refuses a checkpoint past `total` steps or one without that stream (not
+-- written by `script`), and restores the stream.
+function M.resume_loop(flow, path, total, stream, script)
+  local run, start = M.resume(flow, path)
+  run, start = run or {}, start or 0
+  if start > total then error(("%s is at step %d, past --steps %d"):format(path, start, total), 0) end
+  if start > 0 and not run.draws then
+    error(("%s has no %s data-stream state (not written by this script)"):format(path, script), 0)
+  end
+  if run.draws then M.set_rng_state(stream, run.draws) end
+  return run, start
+end
+
 -- ff.checkpoint.open_log(path, step) -> an ff.log stream for a run continuing after `step`:
 -- step 0 starts a new file; otherwise the records of the existing file with a "step" above `step`
 -- (written after the checkpoint, by the run that was killed; they are about to be re-run) are

@@ -74,7 +74,8 @@ end
 
 -- Checkpoints (flow:save and flow:load are Flow methods, flow.lua).
 local checkpoint = require "fisherflow.checkpoint"
-ff.checkpoint = { meta = checkpoint.meta, resume = checkpoint.resume, open_log = checkpoint.open_log,
+ff.checkpoint = { meta = checkpoint.meta, resume = checkpoint.resume, resume_loop = checkpoint.resume_loop,
+                  open_log = checkpoint.open_log,
                   rng_state = checkpoint.rng_state, set_rng_state = checkpoint.set_rng_state,
                   flow = flow.from_checkpoint }
 

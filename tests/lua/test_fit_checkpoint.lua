@@ -475,3 +475,22 @@ T.test("ff.checkpoint.flow: a Lua plugin is not saved: refused by name until pas
   T.eq(g:steps(), 2, "rebuilt with the source passed again")
   T.raises(function() ff.checkpoint.flow(dir .. "/l.safetensors", { sourse = g }) end, "unknown override 'sourse'")
 end)
+
+T.test("ff.checkpoint.resume_loop: restores a script's data stream, refuses a foreign or finished checkpoint", function()
+  local dir = tmp("resume_loop")
+  local ck = dir .. "/loop.safetensors"
+  local f, draws = new_flow(), ff.rng(11)
+  for _ = 1, 3 do f:step(data:batch(32, draws)) end
+  f:save(ck, { draws = ff.checkpoint.rng_state(draws) })
+  local want = draws:uniform()                          -- the stream's next draw after the save
+  local g, again = new_flow(), ff.rng(11)
+  local run, start = ff.checkpoint.resume_loop(g, ck, 10, again, "test")
+  T.eq(start, 3, "resumed at the saved step"); T.eq(type(run), "table")
+  T.eq(again:uniform(), want, "the data stream continues where it was saved")
+  local none, zero = ff.checkpoint.resume_loop(new_flow(), dir .. "/absent.safetensors", 10, ff.rng(1), "test")
+  T.eq(zero, 0, "no checkpoint: start at 0"); T.eq(next(none), nil, "no checkpoint: an empty run table")
+  T.raises(function() ff.checkpoint.resume_loop(new_flow(), ck, 2, ff.rng(1), "test") end, "is at step 3, past --steps 2")
+  f:save(ck)                                            -- a checkpoint without the stream
+  T.raises(function() ff.checkpoint.resume_loop(new_flow(), ck, 10, ff.rng(1), "toy") end,
+           "has no toy data-stream state (not written by this script)")
+end)
