@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include "ff_test.h"
 #include "fisherflow/fisherflow.h"
+#include "../../plugins/coupler/ot_cost.h"   /* the cost builder itself, for its one-hot path */
 
 /* --- allocation counting ----------------------------------------------------------------------
  * Outside sanitizer builds this executable interposes malloc/calloc/realloc (the dynamic linker
@@ -343,6 +344,69 @@ FF_TEST(no_allocation_after_the_first_call) {
         ff_plugin_free(c);
     }
     ff_tensor_free(x0); ff_tensor_free(x1); ff_tensor_free(big0); ff_tensor_free(big1);
+}
+#endif
+
+/* --- the cost builder (ot_cost.h) -------------------------------------------------------------- */
+
+/* One-hot x1 takes a gather path (no GEMM, k D n acos); it must give the same doubles as the dense
+ * GEMM path and agree with the chord-formula reference. The dense path is forced by breaking row 0
+ * of x1 (a 1e-30 in a zero slot): every other row's costs must be bit for bit those of the one-hot
+ * path. A NaN in x0 is named by row, position and symbol. */
+FF_TEST(ot_cost_onehot_path_matches_dense) {
+    ff_rng_t rng;
+    ff_rng_seed(&rng, 31);
+    const int shapes[][3] = { { 64, 4, 20 }, { 33, 1, 3 }, { 17, 3, 7 } };
+    for (int q = 0; q < 3; q++) {
+        int n = shapes[q][0], k = shapes[q][1], D = shapes[q][2];
+        ff_tensor_t *x0 = NULL, *x1 = NULL;
+        ff_tensor_new3(&x0, n, k, D);
+        ff_tensor_new3(&x1, n, k, D);
+        fill_sphere(&rng, x0);
+        fill_one_hot(&rng, x1);
+        ot_cost c = { 0 }, d = { 0 };
+        FF_EXPECT(ot_cost_build(&c, "test", x0, x1) == FF_OK, "%s", ff_last_error());
+        FF_EXPECT(c.onehot == 1, "n=%d k=%d D=%d: one-hot x1 took the dense path", n, k, D);
+        double *ref = ref_cost(x0, x1), worst = 0;
+        for (int e = 0; e < n * n; e++) worst = fmax(worst, fabs(c.C[e] - ref[e]));
+        FF_EXPECT(worst < 1e-5, "n=%d k=%d D=%d: one-hot cost vs reference: max |diff| %.3g", n, k, D, worst);
+        float *slot = x1->data + (x1->data[0] == 0.0f ? 0 : 1);
+        *slot = 1e-30f;                                   /* row 0 is no longer one-hot */
+        FF_EXPECT(ot_cost_build(&d, "test", x0, x1) == FF_OK, "%s", ff_last_error());
+        FF_EXPECT(d.onehot == 0, "n=%d: a broken row must take the dense path", n);
+        int differ = 0;
+        for (int e = n; e < n * n; e++) differ += c.C[e] != d.C[e];
+        FF_EXPECT(differ == 0, "n=%d k=%d D=%d: %d of %d costs differ between the paths", n, k, D, differ, n * n - n);
+        *slot = 0.0f;
+        x0->data[(2 * k + (k - 1)) * D + D - 1] = NAN;   /* row 2, last position, last symbol */
+        char want[128];
+        snprintf(want, sizeof want, "test: non-finite input (x0[2] at position %d, symbol %d", k - 1, D - 1);
+        FF_EXPECT_ERROR(ot_cost_build(&c, "test", x0, x1), FF_ENUMERIC, want);
+        free(ref);
+        ot_cost_free(&c);
+        ot_cost_free(&d);
+        ff_tensor_free(x0); ff_tensor_free(x1);
+    }
+}
+
+#if FF_COUNT_ALLOCS
+FF_TEST(ot_cost_onehot_no_allocation_after_the_first_call) {
+    ff_rng_t rng;
+    ff_rng_seed(&rng, 32);
+    ff_tensor_t *x0 = NULL, *x1 = NULL;
+    ff_tensor_new3(&x0, 50, 2, 9);
+    ff_tensor_new3(&x1, 50, 2, 9);
+    fill_sphere(&rng, x0);
+    fill_one_hot(&rng, x1);
+    ot_cost c = { 0 };
+    FF_EXPECT(ot_cost_build(&c, "test", x0, x1) == FF_OK && c.onehot, "%s", ff_last_error());
+    n_allocs = 0;
+    counting = 1;
+    for (int r = 0; r < 3; r++) { fill_one_hot(&rng, x1); ot_cost_build(&c, "test", x0, x1); }
+    counting = 0;
+    FF_EXPECT(n_allocs == 0, "%ld allocations in 3 one-hot builds with the same n", n_allocs);
+    ot_cost_free(&c);
+    ff_tensor_free(x0); ff_tensor_free(x1);
 }
 #endif
 
