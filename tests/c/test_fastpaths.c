@@ -1,6 +1,7 @@
 /* test_fastpaths.c — optimised forward paths against their plain reference formulations:
  * bmlp's split blocks (W [h; e] + b = h W_h^T + (e W_e^T + b) with W_h, W_e two parameters and the
- * second product as ff_linear's per-row bias, and the one-row embedding when all t are equal)
+ * second product as ff_linear's per-row bias; without classes that product as the rank-1 t (W_e w)^T +
+ * (W_e c + b) of the affine time embedding; the one-row embedding when all t are equal)
  * against ff_concat of [h; e] and of [W_h, W_e] + ff_linear, outputs and every gradient (x and all
  * parameters), and the sampler's constant t; ff_linear's bias shapes ([O] and the output's). */
 #include <math.h>
