@@ -13,17 +13,8 @@
 
 #define FF_INTERNAL __attribute__((visibility("hidden")))
 
-#include "base/vectorize.h"         /* -O3 for every ops_*.c (and tape.c) that includes this */
+#include "base/vectorize.h"         /* -O3 and FF_CLONES for every ops_*.c (and tape.c) that includes this */
 
-/* The build targets baseline x86-64 (SSE2, 4 floats a vector); kernels marked FF_CLONES are also
- * compiled for AVX2 (8 floats) and picked at load time on CPUs that have it. The clone is named by
- * feature, not "arch=haswell": GCC dispatches arch= clones by CPU model (__builtin_cpu_is), so an
- * AMD EPYC with AVX2 and AVX-512 ran the SSE2 default (seen in perf as "<kernel>.default"). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(FF_DEBUG_ASSERT)
-#define FF_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define FF_CLONES
-#endif
 
 /* One recorded op. Inputs are kept as tensors (for grad routing and shapes) and as contiguous data
  * (x[i]: the input's own data, or an arena copy when the input was strided). */

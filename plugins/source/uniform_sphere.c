@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <fisherflow/plugin.h>
 
-typedef struct us_state { ff_space space; } us_state;
+/* Normals are drawn a block of whole positions at a time (ff_rng_normals: the sequence of
+ * ff_rng_normal, vectorised), into z, at most Z_BLOCK doubles unless one position needs more. */
+enum { Z_BLOCK = 65536 };
+typedef struct us_state { ff_space space; double *z; int64_t cap; } us_state;
 
 static ff_status us_create(const ff_options *opts, const ff_space *space, void **state) {
     (void)opts;
@@ -35,22 +38,30 @@ static ff_status us_sample(void *state, ff_rng_t *rng, ff_tensor_t *out) {
     us_state *s = state;
     FF_TRY(check_shape(s, out, 3, "out"));
     if (!rng) return ff_errorf(FF_EINVAL, "source \"uniform_sphere\": rng is NULL");
-    int64_t n = out->shape[0], k = out->shape[1], D = out->shape[2];
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < k; j++) {
-            float *x = out->data + i * out->stride[0] + j * out->stride[1];
-            double norm2;
-            do {                                   /* ||z|| = 0 has probability 0; redraw anyway */
+    int64_t n = out->shape[0], k = out->shape[1], D = out->shape[2], rows = n * k;
+    int64_t per = Z_BLOCK / D > 0 ? Z_BLOCK / D : 1;            /* positions per block */
+    if (per * D > s->cap) {
+        double *z = realloc(s->z, (size_t)(per * D) * sizeof *z);
+        if (!z) return ff_errorf(FF_ENOMEM, "source \"uniform_sphere\": out of memory");
+        s->z = z;
+        s->cap = per * D;
+    }
+    for (int64_t r0 = 0; r0 < rows; r0 += per) {
+        int64_t nr = rows - r0 < per ? rows - r0 : per;
+        ff_rng_normals(rng, s->z, nr * D);
+        for (int64_t r = r0; r < r0 + nr; r++) {
+            float *x = out->data + (r / k) * out->stride[0] + (r % k) * out->stride[1];
+            double *z = s->z + (r - r0) * D, norm2 = 0;
+            for (int64_t c = 0; c < D; c++) norm2 += z[c] * z[c];
+            while (!(norm2 > 0)) {      /* ||z|| = 0 has probability 0; redraw anyway */
+                ff_rng_normals(rng, z, D);
                 norm2 = 0;
-                for (int64_t c = 0; c < D; c++) {
-                    double z = fabs(ff_rng_normal(rng));
-                    x[c * out->stride[2]] = (float)z;
-                    norm2 += z * z;
-                }
-            } while (!(norm2 > 0));
+                for (int64_t c = 0; c < D; c++) norm2 += z[c] * z[c];
+            }
             double inv = 1.0 / sqrt(norm2);
-            for (int64_t c = 0; c < D; c++) x[c * out->stride[2]] = (float)(x[c * out->stride[2]] * inv);
+            for (int64_t c = 0; c < D; c++) x[c * out->stride[2]] = (float)((float)fabs(z[c]) * inv);
         }
+    }
     return FF_OK;
 }
 
@@ -89,7 +100,11 @@ static ff_status us_log_prob(void *state, const ff_tensor_t *x, ff_tensor_t *out
     return FF_OK;
 }
 
-static void us_destroy(void *state) { free(state); }
+static void us_destroy(void *state) {
+    us_state *s = state;
+    if (s) free(s->z);
+    free(s);
+}
 
 static const ff_source_vtable vtable = {
     .create = us_create, .sample = us_sample, .log_prob = us_log_prob, .destroy = us_destroy,

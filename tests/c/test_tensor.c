@@ -69,4 +69,27 @@ FF_TEST(rng_moments) {
     FF_EXPECT(ff_rng_u64(&a) == ff_rng_u64(&b));
 }
 
+/* ff_rng_normals against n calls of ff_rng_normal on a twin generator: the same values (its log is
+ * its own, so to ~1e-15 relative, not bit for bit), the same state after (the next u64 and spare
+ * agree), for lengths that end on a spare and that start from one. */
+FF_TEST(rng_normals_match_scalar_draws) {
+    const int64_t lens[] = { 0, 1, 2, 7, 255, 256, 513, 4099 };
+    double out[4099], worst = 0;
+    ff_rng_t a, b;
+    ff_rng_seed(&a, 11); ff_rng_seed(&b, 11);
+    for (int q = 0; q < 8; q++) {
+        int64_t n = lens[q];
+        ff_rng_normals(&a, out, n);
+        for (int64_t i = 0; i < n; i++) {
+            double z = ff_rng_normal(&b);
+            worst = fmax(worst, fabs(out[i] - z) / fmax(fabs(z), 1e-300));
+        }
+        FF_EXPECT(a.has_spare == b.has_spare && (!a.has_spare || fabs(a.spare_normal - b.spare_normal) <=
+                  1e-14 * fabs(b.spare_normal)), "n=%lld: spare state differs", (long long)n);
+        FF_EXPECT(!memcmp(a.s, b.s, sizeof a.s), "n=%lld: generator state differs", (long long)n);
+    }
+    FF_EXPECT(worst < 1e-14, "max relative difference %.3g", worst);
+    printf("  max relative difference to ff_rng_normal: %.2g\n", worst);
+}
+
 FF_MAIN()
