@@ -2,7 +2,7 @@
  * headers; it applies to every function defined after it in the translation unit.
  *
  * The build's -O2 (GCC 12) vectorises only loops without epilogues. The kernels of ops_*.c (through
- * tape_internal.h), optim.c, sphere.c, geometry.c and rng.c are loops of unknown length (n, d+1,
+ * tape_internal.h), optim.c, sphere.c, geometry.c, rng.c and tensor.c are loops of unknown length (n, d+1,
  * the parameter count), so those files ask for -O3. no-trapping-math lets GCC if-convert float
  * compares; sqrt inlines through the build's -fno-math-errno (this pragma's no-math-errno does not
  * reach that decision). Neither changes a result. Sanitizer builds (FF_DEBUG_ASSERT) keep the

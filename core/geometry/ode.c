@@ -30,6 +30,7 @@ static ff_status eval(const char *stepper, ff_field_fn f, void *ctx, const ff_te
     (*nfe)++;
     ff_status s = f(ctx, y, t, v);
     if (s != FF_OK) return ff_error_wrap(s, "ff_ode_integrate (%s, t = %g): field", stepper, t);
+    if (ff_tensor_check_finite(v, "field") == FF_OK) return FF_OK;   /* the vectorised scan */
     int64_t N = ff_tensor_numel(v);
     for (int64_t i = 0; i < N; i++)
         if (!isfinite(v->data[i]))

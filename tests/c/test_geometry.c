@@ -1,6 +1,7 @@
 /* test_geometry.c — the three geometries: velocity = derivative of the path (central differences),
  * projections idempotent and tangent, one Euler step along the path's initial velocity lands on the
- * endpoint (geodesic exactness), step/retract keep points valid, including at the simplex boundary. */
+ * endpoint (geodesic exactness), step/retract keep points valid, including at the simplex boundary;
+ * the sphere step against a plain per-symbol reference. */
 #include <fisherflow/fisherflow.h>
 #include <stdlib.h>
 #include "ff_test.h"
@@ -183,6 +184,55 @@ FF_TEST(step_retract_keep_valid) {
         ff_tensor_free(p); ff_tensor_free(y2);
         ff_tensor_free(y); ff_tensor_free(v);
     }
+}
+
+/* The sphere step written plainly (per symbol: normalise, project, exp map by cos/sin, fold,
+ * renormalise) against the vectorised one, on m that is and is not a multiple of 4, non-tangent v,
+ * both signs of h and a step so small the series branch of sin(a)/a is taken; NaN in v is named. */
+static void sphere_step_plain(float *x, const float *v, int64_t m, double h) {
+    double nx = 0, c = 0, ww = 0, q = 0, xh[64], w[64], z[64];
+    for (int64_t i = 0; i < m; i++) nx += (double)x[i] * x[i];
+    nx = sqrt(nx);
+    for (int64_t i = 0; i < m; i++) { xh[i] = x[i] / nx; c += xh[i] * v[i]; }
+    for (int64_t i = 0; i < m; i++) { w[i] = v[i] - c * xh[i]; ww += w[i] * w[i]; }
+    double a = fabs(h) * sqrt(ww);
+    for (int64_t i = 0; i < m; i++) {
+        z[i] = fabs(cos(a) * xh[i] + (a > 0 ? h * sin(a) / a : h) * w[i]);
+        q += z[i] * z[i];
+    }
+    for (int64_t i = 0; i < m; i++) x[i] = (float)(z[i] / sqrt(q));
+}
+
+FF_TEST(sphere_step_equals_plain_reference) {
+    const ff_geometry *g = ff_geometry_find("sphere");
+    ff_rng_t r;
+    ff_rng_seed(&r, 23);
+    const int64_t ms[] = { 3, 4, 7, 20, 61 };
+    const double hs[] = { 0.01, -0.2, 1e-7, 0.5 };
+    for (int q = 0; q < 5; q++)
+        for (int hq = 0; hq < 4; hq++) {
+            int64_t m = ms[q];
+            ff_tensor_t *y = NULL, *v = NULL, *ref = NULL;
+            ff_tensor_new3(&y, 5, 3, m);
+            ff_tensor_new3(&v, 5, 3, m);
+            ff_tensor_new3(&ref, 5, 3, m);
+            for (int64_t i = 0; i < 15 * m; i++) {
+                y->data[i] = (float)fabs(ff_rng_normal(&r));
+                v->data[i] = (float)(3 * ff_rng_normal(&r));
+            }
+            ff_tensor_copy(ref, y);
+            for (int64_t row = 0; row < 15; row++) sphere_step_plain(ref->data + row * m, v->data + row * m, m, hs[hq]);
+            FF_EXPECT(g->step(y, v, hs[hq]) == FF_OK, "%s", ff_last_error());
+            double err = 0;
+            for (int64_t i = 0; i < 15 * m; i++) err = ff_nanmax(err, fabs(y->data[i] - ref->data[i]));
+            FF_EXPECT(err < 1e-6, "m=%lld h=%g: step vs plain reference, max err %.3g", (long long)m, hs[hq], err);
+            if (hq == 0 && q == 4) {
+                v->data[2 * m + 5] = NAN;   /* row 2 = position 2 of sample 0 */
+                FF_EXPECT_ERROR(g->step(y, v, 0.1), FF_ENUMERIC,
+                                "geometry sphere: step: v position 2, symbol 5 is not finite");
+            }
+            ff_tensor_free(y); ff_tensor_free(v); ff_tensor_free(ref);
+        }
 }
 
 /* The simplex step at a vertex: mass flows into empty symbols as p + h v would (first order). */

@@ -1,4 +1,7 @@
 /* test_tensor.c — tensors: creation, views, copies, errors; the rng's moments. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
 #include <fisherflow/fisherflow.h>
 #include "ff_test.h"
 
@@ -35,6 +38,33 @@ FF_TEST(bad_input) {
     t->data[7] = 0.0f / 0.0f;
     FF_EXPECT_ERROR(ff_tensor_check_finite(t, "weights"), FF_ENUMERIC, "weights: element 7 is NaN");
     ff_tensor_free(t); ff_tensor_free(u);
+}
+
+/* The vectorised scan of ff_tensor_check_finite: every position of a 37-element tensor (vector
+ * bodies and the tail), +inf, -inf, NaN and the largest finite float; a strided view. */
+FF_TEST(check_finite_every_position) {
+    ff_tensor_t *t = NULL, *tr = NULL;
+    FF_EXPECT(ff_tensor_new1(&t, 37) == FF_OK);
+    const float bad[3] = { INFINITY, -INFINITY, NAN };
+    const char *names[3] = { "Inf", "Inf", "NaN" };
+    for (int q = 0; q < 3; q++)
+        for (int i = 0; i < 37; i++) {
+            ff_tensor_fill(t, 1.0f);
+            t->data[i] = bad[q];
+            char want[64];
+            snprintf(want, sizeof want, "x: element %d is %s", i, names[q]);
+            FF_EXPECT_ERROR(ff_tensor_check_finite(t, "x"), FF_ENUMERIC, want);
+        }
+    ff_tensor_fill(t, FLT_MAX);
+    t->data[36] = -FLT_MAX;
+    FF_EXPECT(ff_tensor_check_finite(t, "x") == FF_OK, "FLT_MAX is finite");
+    ff_tensor_free(t);
+    FF_EXPECT(ff_tensor_new2(&t, 3, 5) == FF_OK);
+    ff_tensor_fill(t, 0.5f);
+    t->data[1 * 5 + 2] = NAN;                        /* [1][2]; in the transpose [5, 3] element 2*3+1 */
+    FF_EXPECT(ff_tensor_transpose(&tr, t, 0, 1) == FF_OK);
+    FF_EXPECT_ERROR(ff_tensor_check_finite(tr, "xt"), FF_ENUMERIC, "xt: element 7 is NaN");
+    ff_tensor_free(tr); ff_tensor_free(t);
 }
 
 FF_TEST(memory_accounting) {
