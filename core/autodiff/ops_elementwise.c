@@ -150,35 +150,44 @@ void ff_bw_sub(ff_tape_t *tp, ff_node_t *n) { bw_binary(tp, n, FF_OP_SUB); }
 void ff_bw_mul(ff_tape_t *tp, ff_node_t *n) { bw_binary(tp, n, FF_OP_MUL); }
 void ff_bw_div(ff_tape_t *tp, ff_node_t *n) { bw_binary(tp, n, FF_OP_DIV); }
 
-/* ---- a + relu(b) ------------------------------------------------------------------------------- */
+/* ---- a + relu(b), a + leaky_relu(b) ----------------------------------------------------------- */
 
-ff_tensor_t *ff_add_relu(ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b) {
+/* y = a + b (p + (1 - p) [b > 0]): p = 0 is ReLU. Select-free (as ff_leaky_relu) so it vectorises. */
+static ff_tensor_t *add_leaky(ff_tape_t *tp, const char *fn, ff_tensor_t *a, ff_tensor_t *b, float p) {
     char s1[96], s2[96];
-    if (!ff_op_begin(tp, "ff_add_relu", 2, a, b, NULL)) return NULL;
+    if (!ff_op_begin(tp, fn, 2, a, b, NULL)) return NULL;
     if (!ff_tensor_same_shape(a, b))
-        return ff_op_fail(tp, FF_ESHAPE, "ff_add_relu: [%s] and [%s]: shapes must be equal", FF_SHAPE(a, s1),
+        return ff_op_fail(tp, FF_ESHAPE, "%s: [%s] and [%s]: shapes must be equal", fn, FF_SHAPE(a, s1),
                           FF_SHAPE(b, s2));
     const float *restrict xa = ff_op_contig(tp, a), *restrict xb = ff_op_contig(tp, b);
     ff_tensor_t *out = ff_op_out(tp, a->ndim, a->shape);
     if (!xa || !xb || !out) return NULL;
     const int64_t N = ff_tensor_numel(a);
     float *restrict y = out->data;
-    for (int64_t i = 0; i < N; i++) y[i] = xa[i] + xb[i] * (float)(xb[i] > 0.0f);   /* as ff_relu, then + */
-    ff_node_new(tp, FF_OP_ADD_RELU, out, 2, a, xa, b, xb, NULL, NULL);
+    for (int64_t i = 0; i < N; i++) y[i] = xa[i] + xb[i] * (p + (1.0f - p) * (float)(xb[i] > 0.0f));
+    ff_node_t *n = ff_node_new(tp, FF_OP_ADD_RELU, out, 2, a, xa, b, xb, NULL, NULL);
+    if (n) n->f[0] = p;
     return out;
 }
 
-/* ga = g, gb = g [b > 0] */
+ff_tensor_t *ff_add_relu(ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b) {
+    return add_leaky(tp, "ff_add_relu", a, b, 0.0f);
+}
+ff_tensor_t *ff_add_leaky_relu(ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b, float slope) {
+    return add_leaky(tp, "ff_add_leaky_relu", a, b, slope);
+}
+
+/* ga = g, gb = g (p + (1 - p) [b > 0]) */
 void ff_bw_add_relu(ff_tape_t *tp, ff_node_t *n) {
     const int64_t N = ff_tensor_numel(n->out);
-    const float *restrict g = n->g, *restrict xb = n->x[1];
+    const float *restrict g = n->g, *restrict xb = n->x[1], p = n->f[0];
     float beta;
     float *ga = ff_grad_buf(tp, n->in[0], &beta);
     if (ga) ff_acc(ga, g, N, beta);
     float *restrict gb = ff_grad_buf(tp, n->in[1], &beta);
     if (!gb) return;
-    if (beta == 0.0f) for (int64_t i = 0; i < N; i++) gb[i]  = g[i] * (float)(xb[i] > 0.0f);
-    else              for (int64_t i = 0; i < N; i++) gb[i] += g[i] * (float)(xb[i] > 0.0f);
+    if (beta == 0.0f) for (int64_t i = 0; i < N; i++) gb[i]  = g[i] * (p + (1.0f - p) * (float)(xb[i] > 0.0f));
+    else              for (int64_t i = 0; i < N; i++) gb[i] += g[i] * (p + (1.0f - p) * (float)(xb[i] > 0.0f));
 }
 
 /* ---- unary ------------------------------------------------------------------------------------ */

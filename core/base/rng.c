@@ -92,14 +92,14 @@ void ff_rng_normals(ff_rng_t *r, double *out, int64_t n) {
     while (i < n) {
         int64_t pairs = (n - i + 1) / 2;
         if (pairs > BLOCK) pairs = BLOCK;
-        for (int64_t q = 0; q < pairs; q++) {   /* the draws of ff_rng_normal, in its order */
-            double u, v, s;
-            do {
-                u = 2.0 * ((double)(next_u64(r) >> 11) * 0x1.0p-53) - 1.0;
-                v = 2.0 * ((double)(next_u64(r) >> 11) * 0x1.0p-53) - 1.0;
-                s = u * u + v * v;
-            } while (s >= 1.0 || s == 0.0);
+        /* the draws of ff_rng_normal in its order; a rejected pair is overwritten by the next try
+         * (no branch to mispredict on the 21% rejections) */
+        for (int64_t q = 0; q < pairs;) {
+            double u = 2.0 * ((double)(next_u64(r) >> 11) * 0x1.0p-53) - 1.0;
+            double v = 2.0 * ((double)(next_u64(r) >> 11) * 0x1.0p-53) - 1.0;
+            double s = u * u + v * v;
             U[q] = u; V[q] = v; S[q] = s;
+            q += (s < 1.0) & (s != 0.0);
         }
         polar_scale(M, S, pairs);
         for (int64_t q = 0; q < pairs; q++) {

@@ -153,6 +153,15 @@ static void scratch_done(double *p, double *stack) { if (p != stack) free(p); }
 
 /* ---- public kernels -------------------------------------------------------------------------- */
 
+/* x_i = sqrt(max(p_i, 0) * inv): one reciprocal per position (within an ulp of sqrt(p_i / s) in
+ * double), a loop that vectorises. x may alias p. */
+FF_CLONES static void sqrt_scaled(float *x, const float *p, int64_t m, double inv) {
+    for (int64_t i = 0; i < m; i++) {
+        double v = p[i];
+        x[i] = (float)sqrt((v > 0 ? v : 0.0) * inv);
+    }
+}
+
 ff_status ff_sphere_from_simplex(ff_tensor_t *x, const ff_tensor_t *p) {
     const char *fn = "ff_sphere_from_simplex";
     FF_TRY(need_same(fn, "x", x, "p", p));
@@ -160,21 +169,21 @@ ff_status ff_sphere_from_simplex(ff_tensor_t *x, const ff_tensor_t *p) {
     for (int64_t r = 0; r < R; r++) {
         const float *pr = p->data + r * m;
         double s = 0;
-        for (int64_t i = 0; i < m; i++) {
+        int bad = 0;
+        for (int64_t i = 0; i < m; i++) {           /* branch-free; the error path finds the symbol */
             double v = pr[i];
-            if (!(v >= -1e-6))
-                return ff_errorf(FF_EINVAL, "%s: p position %lld, symbol %lld is %g (expected >= 0)", fn,
-                                 (long long)r, (long long)i, v);
-            if (v > 0) s += v;
+            bad |= !(v >= -1e-6);
+            s += v > 0 ? v : 0.0;
         }
+        for (int64_t i = 0; bad && i < m; i++)
+            if (!((double)pr[i] >= -1e-6))
+                return ff_errorf(FF_EINVAL, "%s: p position %lld, symbol %lld is %g (expected >= 0)", fn,
+                                 (long long)r, (long long)i, (double)pr[i]);
         if (!(s > 0) || !isfinite(s))
             return ff_errorf(FF_EINVAL, "%s: p position %lld sums to %g (expected a probability vector)", fn,
                              (long long)r, s);
         float *xr = x->data + r * m;
-        for (int64_t i = 0; i < m; i++) {
-            double v = pr[i];
-            xr[i] = (float)(v > 0 ? sqrt(v / s) : 0.0);
-        }
+        sqrt_scaled(xr, pr, m, 1.0 / s);
     }
     return FF_OK;
 }

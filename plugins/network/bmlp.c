@@ -165,8 +165,8 @@ static ff_tensor_t *bmlp_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, f
         }
         ff_tensor_t *y = ff_linear(tp, h, m->wh[i], z);
         if (i == m->depth - 1) { h = y; break; }
-        y = ff_leaky_relu(tp, y, m->slope);
-        h = (i == 0) ? y : ff_add(tp, h, y);      /* residual on the hidden -> hidden blocks */
+        /* residual on the hidden -> hidden blocks, h + LeakyReLU(y) in one pass */
+        h = (i == 0) ? ff_leaky_relu(tp, y, m->slope) : ff_add_leaky_relu(tp, h, y, m->slope);
     }
     return ff_reshape(tp, h, 3, (int64_t[]){ n, sp->k, sp->d + 1 });
 }

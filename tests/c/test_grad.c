@@ -98,7 +98,7 @@ static void ref(const gcase *c, dt *in, dt *out) {
     case FF_OP_ADD_RELU: {
         dshape(out, a->nd, a->sh);
         out->v = calloc((size_t)N + 1, sizeof(double));
-        for (int64_t i = 0; i < N; i++) out->v[i] = a->v[i] + (b->v[i] > 0 ? b->v[i] : 0);
+        for (int64_t i = 0; i < N; i++) out->v[i] = a->v[i] + (b->v[i] > 0 ? b->v[i] : c->f * b->v[i]);
         return;
     }
     case FF_OP_ADD_SCALAR: case FF_OP_MUL_SCALAR: case FF_OP_SQUARE: case FF_OP_SQRT: case FF_OP_EXP:
@@ -317,7 +317,7 @@ static ff_tensor_t *build(ff_tape_t *tp, ff_tensor_t **in, const gcase *c) {
     case FF_OP_SIN:            return ff_sin(tp, in[0]);
     case FF_OP_COS:            return ff_cos(tp, in[0]);
     case FF_OP_RELU:           return ff_relu(tp, in[0]);
-    case FF_OP_ADD_RELU:       return ff_add_relu(tp, in[0], in[1]);
+    case FF_OP_ADD_RELU:       return c->f != 0 ? ff_add_leaky_relu(tp, in[0], in[1], c->f) : ff_add_relu(tp, in[0], in[1]);
     case FF_OP_LEAKY_RELU:     return ff_leaky_relu(tp, in[0], c->f);
     case FF_OP_SILU:           return ff_silu(tp, in[0]);
     case FF_OP_GELU:           return ff_gelu(tp, in[0]);
@@ -544,6 +544,7 @@ static const gcase cases[] = {
     { FF_OP_RELU, "[4,5]", 1, {2}, {SH(4, 5)}, {1}, {0}, {0}, 0, 0, 0, {0}, 0 },
     { FF_OP_ADD_RELU, "[2,3,4]+relu([2,3,4])", 2, {3, 3}, {SH(2, 3, 4), SH(2, 3, 4)}, {1, 1}, {0}, {0}, 0, 0, 0, {0}, 0 },
     { FF_OP_ADD_RELU, "[4,5] strided a, b only", 2, {2, 2}, {SH(4, 5), SH(4, 5)}, {0, 1}, {1, 0}, {0}, 0, 0, 0, {0}, 0 },
+    { FF_OP_ADD_RELU, "[2,3,4]+leaky_relu([2,3,4]) slope 0.1", 2, {3, 3}, {SH(2, 3, 4), SH(2, 3, 4)}, {1, 1}, {0}, {0}, 0.1f, 0, 0, {0}, 0 },
     { FF_OP_LEAKY_RELU, "[4,5] slope 0.1", 1, {2}, {SH(4, 5)}, {1}, {0}, {0}, 0.1f, 0, 0, {0}, 0 },
     { FF_OP_SILU, "[3,4]", 1, {2}, {SH(3, 4)}, {1}, {0}, {0}, 0, 0, 0, {0}, 0 },
     { FF_OP_GELU, "[3,4]", 1, {2}, {SH(3, 4)}, {1}, {0}, {0}, 0, 0, 0, {0}, 0 },

@@ -290,7 +290,27 @@ FF_TEST(maps_retract_smoothing) {
     FF_EXPECT_ERROR(ff_sphere_retract(x), FF_ENUMERIC, "position 1 is the zero vector");
     p->data[1] = -0.5f;
     FF_EXPECT_ERROR(ff_sphere_from_simplex(x, p), FF_EINVAL, "symbol 1 is -0.5");
+    p->data[1] = NAN;
+    FF_EXPECT_ERROR(ff_sphere_from_simplex(x, p), FF_EINVAL, "symbol 1 is nan");
     ff_tensor_free(p); ff_tensor_free(x); ff_tensor_free(q); ff_tensor_free(s);
+    /* unnormalised rows of 37 symbols (vector bodies and tails) with zeros and a rounding negative:
+     * sqrt(max(p, 0) / sum of the positive parts), computed plainly here */
+    ff_tensor_t *pl = T(3, 2, 37), *xl = T(3, 2, 37);
+    ff_rng_t r;
+    ff_rng_seed(&r, 8);
+    for (int i = 0; i < 6 * 37; i++) pl->data[i] = i % 5 == 0 ? 0.0f : (float)(3 * ff_rng_uniform(&r));
+    pl->data[40] = -1e-7f;
+    FF_EXPECT(ff_sphere_from_simplex(xl, pl) == FF_OK, "%s", ff_last_error());
+    for (int row = 0; row < 6; row++) {
+        double sum = 0;
+        for (int j = 0; j < 37; j++) sum += pl->data[row * 37 + j] > 0 ? pl->data[row * 37 + j] : 0;
+        for (int j = 0; j < 37; j++) {
+            double v = pl->data[row * 37 + j], want = v > 0 ? sqrt(v / sum) : 0;
+            FF_EXPECT(fabs(xl->data[row * 37 + j] - want) <= 1.2e-7 * want, "row %d symbol %d: %.9g vs %.9g", row, j,
+                      xl->data[row * 37 + j], want);
+        }
+    }
+    ff_tensor_free(pl); ff_tensor_free(xl);
 }
 
 /* Angles of a few float ulps: relative accuracy (acos of a dot product would lose half the digits). */

@@ -23,8 +23,10 @@ ff_tensor_t *ff_add      (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);
 ff_tensor_t *ff_sub      (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);
 ff_tensor_t *ff_mul      (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);
 ff_tensor_t *ff_div      (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);
-/* a + relu(b) for a and b of one shape (no broadcasting): a residual branch in one pass */
+/* a + relu(b), a + leaky_relu(b) for a and b of one shape (no broadcasting): a residual branch in
+ * one pass */
 ff_tensor_t *ff_add_relu (ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b);
+ff_tensor_t *ff_add_leaky_relu(ff_tape_t *tp, ff_tensor_t *a, ff_tensor_t *b, float slope);
 
 /* Scalar ops: a + s, a * s */
 ff_tensor_t *ff_add_scalar(ff_tape_t *tp, ff_tensor_t *a, float s);
