@@ -14,6 +14,7 @@
 #include <string.h>
 #include <fisherflow/plugin.h>
 #include "ot_cost.h"
+#include "two_min.h"
 
 typedef enum eot_start { START_AUTO, START_COLUMNS, START_AUCTION } eot_start;
 
@@ -138,17 +139,9 @@ static int64_t start_auction(eot_state *s, const double *C, int64_t n, int32_t *
             int32_t i = queue[head];
             head = head + 1 == n ? 0 : head + 1;
             count--;
-            const double *row = C + (int64_t)i * n;
-            double u1 = INFINITY, u2 = INFINITY;
-            int64_t j1 = 0;
-            for (int64_t j = 0; j < n; j++) {
-                double h = row[j] - v[j];
-                if (h < u2) {
-                    if (h < u1) { u2 = u1; u1 = h; j1 = j; }
-                    else u2 = h;
-                }
-            }
-            v[j1] -= (u2 - u1) + eps;
+            two_min t = row_two_min(C + (int64_t)i * n, v, n);
+            int64_t j1 = t.j1;
+            v[j1] -= (t.u2 - t.u1) + eps;
             int32_t displaced = owner[j1];
             owner[j1] = i;
             if (displaced >= 0) {
@@ -177,16 +170,9 @@ static int64_t row_reduction(eot_state *s, const double *C, int64_t n, int32_t *
         nfree = 0;
         while (k < prev) {
             int32_t i = freel[k++];
-            const double *row = C + (int64_t)i * n;
-            double u1 = row[0] - v[0], u2 = INFINITY;
-            int32_t j1 = 0, j2 = -1;
-            for (int64_t j = 1; j < n; j++) {
-                double h = row[j] - v[j];
-                if (h < u2) {
-                    if (h >= u1) { u2 = h; j2 = (int32_t)j; }
-                    else { u2 = u1; j2 = j1; u1 = h; j1 = (int32_t)j; }
-                }
-            }
+            two_min t = row_two_min(C + (int64_t)i * n, v, n);
+            double u1 = t.u1, u2 = t.u2;
+            int32_t j1 = t.j1, j2 = t.j2;
             int32_t i0 = colsol[j1];
             int strict = u1 < u2;
             if (strict) v[j1] -= u2 - u1;

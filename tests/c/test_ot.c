@@ -8,6 +8,7 @@
 #include "ff_test.h"
 #include "fisherflow/fisherflow.h"
 #include "../../plugins/coupler/ot_cost.h"   /* the cost builder itself, for its one-hot path */
+#include "../../plugins/coupler/two_min.h"   /* the solver's row scan */
 
 /* --- allocation counting ----------------------------------------------------------------------
  * Outside sanitizer builds this executable interposes malloc/calloc/realloc (the dynamic linker
@@ -346,6 +347,42 @@ FF_TEST(no_allocation_after_the_first_call) {
     ff_tensor_free(x0); ff_tensor_free(x1); ff_tensor_free(big0); ff_tensor_free(big1);
 }
 #endif
+
+/* --- the solver's row scan (two_min.h) ---------------------------------------------------------- */
+
+/* The 4-lane scan (AVX2 where the CPU has it, and the scalar lanes) against the plain sequential
+ * scan, on rows with many ties (costs from 5 values) and without, every n from 1 to 41: the same
+ * u1, j1, u2, j2, bit for bit. */
+FF_TEST(two_min_equals_sequential_scan) {
+    ff_rng_t r;
+    ff_rng_seed(&r, 41);
+    double row[41], v[41];
+    int checked = 0;
+    for (int rep = 0; rep < 60; rep++)
+        for (int n = 1; n <= 41; n++) {
+            for (int j = 0; j < n; j++) {
+                row[j] = rep % 2 ? (double)ff_rng_below(&r, 5) : ff_rng_uniform(&r);
+                v[j] = rep % 4 < 2 ? 0.0 : (double)ff_rng_below(&r, 3) * 0.5;
+            }
+            double u1 = row[0] - v[0], u2 = INFINITY;
+            int32_t j1 = 0, j2 = -1;
+            for (int j = 1; j < n; j++) {
+                double h = row[j] - v[j];
+                if (h < u2) {
+                    if (h >= u1) { u2 = h; j2 = j; }
+                    else { u2 = u1; j2 = j1; u1 = h; j1 = j; }
+                }
+            }
+            for (int vec = 0; vec < 2; vec++) {
+                two_min t = row_two_min_ex(row, v, n, vec);
+                FF_EXPECT(t.u1 == u1 && t.j1 == j1 && t.u2 == u2 && t.j2 == j2,
+                          "rep %d n %d vector %d: (%g @%d, %g @%d), sequential (%g @%d, %g @%d)", rep, n, vec,
+                          t.u1, t.j1, t.u2, t.j2, u1, j1, u2, j2);
+                checked++;
+            }
+        }
+    FF_EXPECT(checked == 60 * 41 * 2, "checked %d", checked);
+}
 
 /* --- the cost builder (ot_cost.h) -------------------------------------------------------------- */
 
