@@ -53,7 +53,7 @@ static ff_status us_sample(void *state, ff_rng_t *rng, ff_tensor_t *out) {
             float *x = out->data + (r / k) * out->stride[0] + (r % k) * out->stride[1];
             double *z = s->z + (r - r0) * D, norm2 = 0;
             for (int64_t c = 0; c < D; c++) norm2 += z[c] * z[c];
-            while (!(norm2 > 0)) {      /* ||z|| = 0 has probability 0; redraw anyway */
+            while (!(norm2 > 0)) {      /* ||z|| = 0 has probability 0; redraw anyway (after the block) */
                 ff_rng_normals(rng, z, D);
                 norm2 = 0;
                 for (int64_t c = 0; c < D; c++) norm2 += z[c] * z[c];
