@@ -5,39 +5,13 @@
  * the plugin's calls resolve to): what is left is the framework's own work. Prints figures only.
  *   bench_step [--steps N (timed steps, default 20)] [--no-sample] [--K a,b,...] [--coupler a,b]
  */
-#include <cblas.h>
-#include <dlfcn.h>
-#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
 #include <fisherflow/fisherflow.h>
 
-typedef void (*sgemm_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE, const enum CBLAS_TRANSPOSE,
-                         const blasint, const blasint, const blasint, const float, const float *, const blasint,
-                         const float *, const blasint, const float, float *, const blasint);
-static sgemm_fn real_sgemm;
-static double gemm_ms;
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-void cblas_sgemm(const enum CBLAS_ORDER o, const enum CBLAS_TRANSPOSE ta, const enum CBLAS_TRANSPOSE tb,
-                 const blasint m, const blasint n, const blasint k, const float alpha, const float *a,
-                 const blasint lda, const float *b, const blasint ldb, const float beta, float *c,
-                 const blasint ldc) {
-    if (!real_sgemm) {
-        real_sgemm = (sgemm_fn)dlsym(RTLD_NEXT, "cblas_sgemm");
-        if (!real_sgemm) { fprintf(stderr, "bench_step: cannot find OpenBLAS's cblas_sgemm\n"); exit(1); }
-    }
-    double t0 = now_ms();
-    real_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    gemm_ms += now_ms() - t0;
-}
+#include "sgemm_timer.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
