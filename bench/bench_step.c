@@ -111,8 +111,11 @@ int main(int argc, char **argv) {
     if (steps < 1) steps = 1;
     ff_init();
     const char *env = getenv("OPENBLAS_NUM_THREADS");
-    printf("bench_step: k=4, bmlp hidden 512 depth 4 emb 64, batch 512, AdamW, grad clip 1 (OPENBLAS_NUM_THREADS=%s)\n",
-           env ? env : "unset");
+    double la[3];
+    if (getloadavg(la, 3) < 0) la[0] = la[1] = la[2] = -1;
+    printf("bench_step: k=4, bmlp hidden 512 depth 4 emb 64, batch 512, AdamW, grad clip 1 (OPENBLAS_NUM_THREADS=%s; "
+           "OpenBLAS core %s, %d threads; load %.2f %.2f %.2f)\n", env ? env : "unset", openblas_get_corename(),
+           openblas_get_num_threads(), la[0], la[1], la[2]);
     for (int i = 0; i < nK; i++) {
         double m_ot = 0, m_ind = 0;
         if (ot && run(Ks[i], "exact_ot", steps, 0, &m_ot)) return 1;
