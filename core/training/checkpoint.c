@@ -51,22 +51,17 @@ ff_status ff_checkpoint_save(ff_flow_t *f, const char *path, const char *run_jso
                          "update", fn, path, ff_flow_grad_count(f));
     flow_state fs;
     FF_TRY(flow_state_of(f, fn, path, &fs));
-    ff_params_t *P = fs.P;
-    ff_optim_t *O = fs.O;
-    ff_rng_t *R = fs.R;
-    float *m = fs.m, *v = fs.v, *base = fs.base, *ema = fs.ema;
-    int64_t numel = fs.numel, *t = fs.t;
-    if (numel != ff_params_numel(P))
+    if (fs.numel != ff_params_numel(fs.P))
         return ff_errorf(FF_EINVAL, "%s %s: optimiser holds %lld values, parameters %lld", fn, path,
-                         (long long)numel, (long long)ff_params_numel(P));
-    int count = ff_params_count(P);
+                         (long long)fs.numel, (long long)ff_params_numel(fs.P));
+    int count = ff_params_count(fs.P);
     for (int i = 0; i < count; i++) {
-        ff_tensor_t *p = ff_params_get(P, i);
-        int64_t off = p->data - base, n = ff_tensor_numel(p);
+        ff_tensor_t *p = ff_params_get(fs.P, i);
+        int64_t off = p->data - fs.base, n = ff_tensor_numel(p);
         FF_TRY(check_finite(path, "parameter ", p->name, p->data, n));
-        if (m) FF_TRY(check_finite(path, "optimiser m of ", p->name, m + off, n));
-        if (v) FF_TRY(check_finite(path, "optimiser v of ", p->name, v + off, n));
-        if (ema) FF_TRY(check_finite(path, "EMA of ", p->name, ema + off, n));
+        if (fs.m) FF_TRY(check_finite(path, "optimiser m of ", p->name, fs.m + off, n));
+        if (fs.v) FF_TRY(check_finite(path, "optimiser v of ", p->name, fs.v + off, n));
+        if (fs.ema) FF_TRY(check_finite(path, "EMA of ", p->name, fs.ema + off, n));
     }
 
     ff_st_writer_t *w = NULL;
@@ -74,28 +69,28 @@ ff_status ff_checkpoint_save(ff_flow_t *f, const char *path, const char *run_jso
     char name[NAME_MAX_LEN], buf[64];
     if ((s = ff_st_writer_new(&w)) != FF_OK) return s;
     for (int i = 0; i < count && s == FF_OK; i++) {
-        ff_tensor_t *p = ff_params_get(P, i);
+        ff_tensor_t *p = ff_params_get(fs.P, i);
         s = ff_st_writer_add_borrowed(w, p->name, FF_DTYPE_F32, p->ndim, p->shape, p->data);
     }
     for (int pass = 0; pass < 3 && s == FF_OK; pass++) {
-        float *src = pass == 0 ? m : pass == 1 ? v : ema;
+        float *src = pass == 0 ? fs.m : pass == 1 ? fs.v : fs.ema;
         const char *prefix = pass == 0 ? "optim.m." : pass == 1 ? "optim.v." : "ema.";
         if (!src) continue;
         for (int i = 0; i < count && s == FF_OK; i++) {
-            ff_tensor_t *p = ff_params_get(P, i);
+            ff_tensor_t *p = ff_params_get(fs.P, i);
             snprintf(name, sizeof name, "%s%s", prefix, p->name);
-            s = ff_st_writer_add_borrowed(w, name, FF_DTYPE_F32, p->ndim, p->shape, src + (p->data - base));
+            s = ff_st_writer_add_borrowed(w, name, FF_DTYPE_F32, p->ndim, p->shape, src + (p->data - fs.base));
         }
     }
-    int64_t one = 1, tval = t ? *t : 0, step = ff_flow_steps(f), has_spare = R->has_spare;
+    int64_t one = 1, tval = fs.t ? *fs.t : 0, step = ff_flow_steps(f), has_spare = fs.R->has_spare;
     if (s == FF_OK) s = ff_st_writer_add_raw(w, "optim.t", FF_DTYPE_I64, 1, &one, &tval);
-    if (s == FF_OK) s = ff_st_writer_add_raw(w, "rng.state", FF_DTYPE_U64, 1, (int64_t[]){ 4 }, R->s);
-    if (s == FF_OK) s = ff_st_writer_add_raw(w, "rng.spare_normal", FF_DTYPE_F64, 1, &one, &R->spare_normal);
+    if (s == FF_OK) s = ff_st_writer_add_raw(w, "rng.state", FF_DTYPE_U64, 1, (int64_t[]){ 4 }, fs.R->s);
+    if (s == FF_OK) s = ff_st_writer_add_raw(w, "rng.spare_normal", FF_DTYPE_F64, 1, &one, &fs.R->spare_normal);
     if (s == FF_OK) s = ff_st_writer_add_raw(w, "rng.has_spare", FF_DTYPE_I64, 1, &one, &has_spare);
     if (s == FF_OK) s = ff_st_writer_add_raw(w, "step", FF_DTYPE_I64, 1, &one, &step);
     if (s == FF_OK) s = ff_st_writer_meta(w, "format", FF_CHECKPOINT_FORMAT);
     if (s == FF_OK) s = ff_st_writer_meta(w, "fisherflow_version", ff_version());
-    if (s == FF_OK) s = ff_st_writer_meta(w, "optim", ff_optim_get_config(O)->kind == FF_OPTIM_SGD ? "sgd" : "adamw");
+    if (s == FF_OK) s = ff_st_writer_meta(w, "optim", ff_optim_get_config(fs.O)->kind == FF_OPTIM_SGD ? "sgd" : "adamw");
     snprintf(buf, sizeof buf, "%lld", (long long)step);
     if (s == FF_OK) s = ff_st_writer_meta(w, "step", buf);
     if (s == FF_OK) s = ff_st_writer_meta(w, "config", ff_flow_config_json_of(f));
@@ -176,19 +171,14 @@ static ff_status load_from(ff_flow_t *f, const ff_safetensors_t *st, const char 
     const char *fn = "ff_checkpoint_load";
     flow_state fs;
     FF_TRY(flow_state_of(f, fn, path, &fs));
-    ff_params_t *P = fs.P;
-    ff_optim_t *O = fs.O;
-    ff_rng_t *R = fs.R;
-    float *m = fs.m, *v = fs.v, *base = fs.base, *ema = fs.ema;
-    int64_t *t = fs.t;
-    int count = ff_params_count(P);
+    int count = ff_params_count(fs.P);
     ff_status s;
     const void **src = calloc((size_t)(4 * (count ? count : 1)), sizeof *src);   /* param, m, v, ema per entry */
     if (!src) return ff_errorf(FF_ENOMEM, "%s: out of memory", fn);
     char name[NAME_MAX_LEN];
     const char *ver = ff_safetensors_meta(st, "fisherflow_version");
     const char *okind = ff_safetensors_meta(st, "optim");
-    const char *want_kind = ff_optim_get_config(O)->kind == FF_OPTIM_SGD ? "sgd" : "adamw";
+    const char *want_kind = ff_optim_get_config(fs.O)->kind == FF_OPTIM_SGD ? "sgd" : "adamw";
     uint64_t rs[4];
     double spare;
     int64_t has_spare, tval, step;
@@ -204,14 +194,14 @@ static ff_status load_from(ff_flow_t *f, const ff_safetensors_t *st, const char 
         goto done;
     }
     for (int i = 0; i < count; i++) {
-        ff_tensor_t *p = ff_params_get(P, i);
+        ff_tensor_t *p = ff_params_get(fs.P, i);
         if ((s = expect_like(st, path, p->name, p, &src[4 * i])) != FF_OK) goto done;
         snprintf(name, sizeof name, "optim.m.%s", p->name);
-        if (m && (s = expect_like(st, path, name, p, &src[4 * i + 1])) != FF_OK) goto done;
+        if (fs.m && (s = expect_like(st, path, name, p, &src[4 * i + 1])) != FF_OK) goto done;
         snprintf(name, sizeof name, "optim.v.%s", p->name);
-        if (v && (s = expect_like(st, path, name, p, &src[4 * i + 2])) != FF_OK) goto done;
+        if (fs.v && (s = expect_like(st, path, name, p, &src[4 * i + 2])) != FF_OK) goto done;
         snprintf(name, sizeof name, "ema.%s", p->name);
-        if (ema && (s = expect_like(st, path, name, p, &src[4 * i + 3])) != FF_OK) {
+        if (fs.ema && (s = expect_like(st, path, name, p, &src[4 * i + 3])) != FF_OK) {
             s = ff_error_wrap(s, "the flow has EMA (ema_decay > 0)");
             goto done;
         }
@@ -224,10 +214,10 @@ static ff_status load_from(ff_flow_t *f, const ff_safetensors_t *st, const char 
         if (!strcmp(n, "optim.t") || !strcmp(n, "step") || !strcmp(n, "rng.state") || !strcmp(n, "rng.spare_normal") ||
             !strcmp(n, "rng.has_spare"))
             continue;
-        if (has_prefix(n, "optim.m.") && m) pname = n + 8;
-        else if (has_prefix(n, "optim.v.") && v) pname = n + 8;
-        else if (has_prefix(n, "ema.") && ema) pname = n + 4;
-        if (!ff_params_find(P, pname)) {
+        if (has_prefix(n, "optim.m.") && fs.m) pname = n + 8;
+        else if (has_prefix(n, "optim.v.") && fs.v) pname = n + 8;
+        else if (has_prefix(n, "ema.") && fs.ema) pname = n + 4;
+        if (!ff_params_find(fs.P, pname)) {
             s = ff_errorf(FF_EIO, "checkpoint %s: unexpected tensor \"%s\" (%s); the flow %s", path, n,
                           ff_dtype_name(info.dtype),
                           has_prefix(n, "ema.") ? "has no EMA (set ema_decay as in the checkpoint's config)"
@@ -248,20 +238,20 @@ static ff_status load_from(ff_flow_t *f, const ff_safetensors_t *st, const char 
 
     /* Everything checked: now commit. */
     for (int i = 0; i < count; i++) {
-        ff_tensor_t *p = ff_params_get(P, i);
+        ff_tensor_t *p = ff_params_get(fs.P, i);
         size_t bytes = (size_t)ff_tensor_numel(p) * sizeof(float);
-        int64_t off = p->data - base;
+        int64_t off = p->data - fs.base;
         if (bytes) {
             memcpy(p->data, src[4 * i], bytes);
-            if (m) memcpy(m + off, src[4 * i + 1], bytes);
-            if (v) memcpy(v + off, src[4 * i + 2], bytes);
-            if (ema) memcpy(ema + off, src[4 * i + 3], bytes);
+            if (fs.m) memcpy(fs.m + off, src[4 * i + 1], bytes);
+            if (fs.v) memcpy(fs.v + off, src[4 * i + 2], bytes);
+            if (fs.ema) memcpy(fs.ema + off, src[4 * i + 3], bytes);
         }
     }
-    if (t) *t = tval;
-    memcpy(R->s, rs, sizeof rs);
-    R->spare_normal = spare;
-    R->has_spare = (int)has_spare;
+    if (fs.t) *fs.t = tval;
+    memcpy(fs.R->s, rs, sizeof rs);
+    fs.R->spare_normal = spare;
+    fs.R->has_spare = (int)has_spare;
     ff_flow_set_steps(f, step);
     ff_flow_grad_zero(f);          /* a gradient accumulated for the old parameters means nothing now */
     s = FF_OK;
