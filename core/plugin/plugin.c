@@ -51,7 +51,7 @@ size_t ff_plugin_vtable_min_size(ff_plugin_kind kind) {
     switch (kind) {
     case FF_PLUGIN_SOURCE:  return sizeof(ff_source_vtable);
     case FF_PLUGIN_COUPLER: return offsetof(ff_coupler_vtable, plan);   /* 1.0 ended before plan */
-    case FF_PLUGIN_NETWORK: return sizeof(ff_network_vtable);
+    case FF_PLUGIN_NETWORK: return offsetof(ff_network_vtable, forward_reentrant);   /* 1.0-1.1 ended before it */
     case FF_PLUGIN_DECODER: return sizeof(ff_decoder_vtable);
     }
     return 0;
@@ -418,6 +418,12 @@ int ff_plugin_emits_probs(const ff_plugin *desc) {
     if (!desc || desc->kind != FF_PLUGIN_DECODER || !desc->vtable) return 0;
     return desc->vtable_size >= offsetof(ff_decoder_vtable, emits_probs) + sizeof(int32_t)
         && ((const ff_decoder_vtable *)desc->vtable)->emits_probs != 0;
+}
+
+int ff_plugin_forward_reentrant(const ff_plugin *desc) {
+    if (!desc || desc->kind != FF_PLUGIN_NETWORK || !desc->vtable) return 0;
+    return desc->vtable_size >= offsetof(ff_network_vtable, forward_reentrant) + sizeof(int32_t)
+        && ((const ff_network_vtable *)desc->vtable)->forward_reentrant != 0;
 }
 
 /* --- instances ------------------------------------------------------------------------------ */

@@ -35,7 +35,6 @@ typedef struct bmlp {
     ff_tensor_t *wh[BMLP_MAX_DEPTH];           /* block i: [out_i, in_i]                       */
     ff_tensor_t *we[BMLP_MAX_DEPTH];           /* [out_i, emb (+ emb)]                         */
     ff_tensor_t *b[BMLP_MAX_DEPTH];            /* [out_i]                                      */
-    ff_tensor_t  t1;                           /* row 0 of a constant t, as [1, 1] (see forward) */
 } bmlp;
 
 static ff_status add_param(ff_params_t *p, ff_rng_t *rng, const char *name, const char *part, int ndim,
@@ -132,15 +131,11 @@ static ff_tensor_t *bmlp_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, f
      * K = 20 training step's flops). Same function and gradients, up to float rounding. */
     int rank1 = !one_t && sp->cond_classes <= 0;
     ff_tensor_t *e = NULL, *tcol = NULL, *temb_b_row = NULL;
-    if (one_t) {          /* t is a constant here: no gradient to route. A header over row 0 (no
-                           * op keeps one row of [n]); in the state, not on the stack, because the
-                           * tape's node points at it until the backward pass. */
-        m->t1 = *t;
-        m->t1.ndim = 2;
-        m->t1.shape[0] = 1; m->t1.shape[1] = 1;
-        m->t1.stride[0] = 1; m->t1.stride[1] = 1;
-        m->t1.grad = NULL;
-        e = ff_linear(tp, &m->t1, m->temb_w, m->temb_b);
+    if (one_t) {          /* t is a constant here: no gradient to route. Its value as a [1, 1]
+                           * arena tensor (the state stays untouched: forward is reentrant). */
+        ff_tensor_t *t1 = ff_tape_alloc(tp, 2, (int64_t[]){ 1, 1 });
+        if (t1) t1->data[0] = t->data[0];
+        e = ff_linear(tp, t1, m->temb_w, m->temb_b);
     } else if (rank1) {
         tcol = ff_reshape(tp, t, 2, (int64_t[]){ n, 1 });
         temb_b_row = ff_reshape(tp, m->temb_b, 2, (int64_t[]){ 1, m->emb });
@@ -174,7 +169,7 @@ static ff_tensor_t *bmlp_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, f
 static void bmlp_destroy(void *state) { free(state); }
 
 static const ff_network_vtable vtable = {
-    .create = bmlp_create, .forward = bmlp_forward, .destroy = bmlp_destroy,
+    .create = bmlp_create, .forward = bmlp_forward, .destroy = bmlp_destroy, .forward_reentrant = 1,
 };
 
 static const ff_option_spec options[] = {

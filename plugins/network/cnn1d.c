@@ -198,7 +198,7 @@ static void cnn1d_destroy(void *state) {
 }
 
 static const ff_network_vtable vtable = {
-    .create = cnn1d_create, .forward = cnn1d_forward, .destroy = cnn1d_destroy,
+    .create = cnn1d_create, .forward = cnn1d_forward, .destroy = cnn1d_destroy, .forward_reentrant = 1,
 };
 
 static const ff_option_spec options[] = {

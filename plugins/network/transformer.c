@@ -238,7 +238,7 @@ static ff_tensor_t *tf_forward(void *state, ff_tape_t *tp, ff_tensor_t *x_t, ff_
 static void tf_destroy(void *state) { free(state); }
 
 static const ff_network_vtable vtable = {
-    .create = tf_create, .forward = tf_forward, .destroy = tf_destroy,
+    .create = tf_create, .forward = tf_forward, .destroy = tf_destroy, .forward_reentrant = 1,
 };
 
 static const ff_option_spec options[] = {

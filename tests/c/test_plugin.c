@@ -91,6 +91,8 @@ FF_TEST(refuse_small_vtable) {
     FF_EXPECT_ERROR(find(FF_PLUGIN_SOURCE, "no_sample"), FF_EPLUGIN,
                     FIXTURES "/source_no_sample.so: vtable lacks the required function \"sample\"");
     FF_EXPECT(ff_plugin_vtable_min_size(FF_PLUGIN_COUPLER) == offsetof(ff_coupler_vtable, plan), "1.0 coupler size");
+    FF_EXPECT(ff_plugin_vtable_min_size(FF_PLUGIN_NETWORK) == offsetof(ff_network_vtable, forward_reentrant),
+              "1.0 network size");
     FF_EXPECT(ff_plugin_vtable_min_size((ff_plugin_kind)0) == 0, "bad kind");
 }
 

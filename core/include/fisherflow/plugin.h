@@ -27,8 +27,9 @@
 #include "space.h"
 
 #define FF_PLUGIN_ABI_MAJOR 1   /* bump: any vtable or descriptor change that old hosts cannot read */
-#define FF_PLUGIN_ABI_MINOR 1   /* bump: a function appended to the end of a vtable                  */
-/* ABI history: 1.0 first release; 1.1 appended ff_coupler_vtable.plan. */
+#define FF_PLUGIN_ABI_MINOR 2   /* bump: a function appended to the end of a vtable                  */
+/* ABI history: 1.0 first release; 1.1 appended ff_coupler_vtable.plan; 1.2 appended
+ * ff_network_vtable.forward_reentrant. */
 
 typedef enum ff_plugin_kind {
     FF_PLUGIN_SOURCE = 1, FF_PLUGIN_COUPLER, FF_PLUGIN_NETWORK, FF_PLUGIN_DECODER,
@@ -84,6 +85,11 @@ typedef struct ff_network_vtable {
     ff_tensor_t *(*forward)(void *state, ff_tape_t *tp, ff_tensor_t *x_t, ff_tensor_t *t,
                             ff_tensor_t *cond);
     void      (*destroy)(void *state);
+    /* --- ABI 1.2 --- */
+    /* 1: forward writes nothing in state (all it makes lives on the tape it is given), so the
+     * sampler may run it on several tapes at once, one per thread. 0 (or a vtable of ABI < 1.2):
+     * one call at a time, on the thread that called ff_flow_sample. */
+    int32_t   forward_reentrant;
 } ff_network_vtable;
 
 typedef struct ff_decoder_vtable {
@@ -137,6 +143,8 @@ ff_status ff_plugin_unregister(ff_plugin_kind kind, const char *name);
 /* 1 when desc is a decoder whose decode fills probabilities [n, k, d+1], 0 when it fills token ids
  * [n, k] (or desc is not a decoder). */
 int       ff_plugin_emits_probs(const ff_plugin *desc);
+/* 1 when desc is a network whose vtable sets forward_reentrant, else 0. */
+int       ff_plugin_forward_reentrant(const ff_plugin *desc);
 
 /* An instance: descriptor + validated options + plugin state. */
 typedef struct ff_plugin_inst {
