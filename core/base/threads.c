@@ -1,6 +1,7 @@
-/* threads.c — the thread count (threads.h): OpenBLAS's, the only threads the library runs. */
+/* threads.c — the thread count (threads.h): OpenBLAS's, and jobs side by side (ff_threads_run). */
 #include <cblas.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,43 @@ const char *ff_blas_version(void) {
     memcpy(version, p, n);
     version[n] = '\0';
     return version;
+}
+
+typedef struct job_thread {
+    void (*job)(void *arg, int w);
+    void  *arg;
+    int    w;
+} job_thread;
+
+static void *job_main(void *p) {
+    job_thread *j = p;
+    j->job(j->arg, j->w);
+    return NULL;
+}
+
+void ff_threads_run(int n, void (*job)(void *arg, int w), void *arg) {
+    if (n <= 1) { job(arg, 0); return; }
+    job_thread *jt = malloc((size_t)n * sizeof *jt);
+    pthread_t *th = malloc((size_t)n * sizeof *th);
+    char *started = calloc((size_t)n, 1);
+    if (!jt || !th || !started) {               /* no memory for the bookkeeping: one after another */
+        free(jt); free(th); free(started);
+        for (int w = 0; w < n; w++) job(arg, w);
+        return;
+    }
+    int threads = ff_threads_get();
+    openblas_set_num_threads(1);
+    for (int w = 1; w < n; w++) {
+        jt[w] = (job_thread){ job, arg, w };
+        started[w] = pthread_create(&th[w], NULL, job_main, &jt[w]) == 0;
+    }
+    job(arg, 0);
+    for (int w = 1; w < n; w++)
+        if (!started[w]) job(arg, w);
+    for (int w = 1; w < n; w++)
+        if (started[w]) pthread_join(th[w], NULL);
+    openblas_set_num_threads(threads);
+    free(jt); free(th); free(started);
 }
 
 ff_status ff_threads_parse(const char *text, const char *what, int *n) {

@@ -1,8 +1,11 @@
 /* test_threads.c — the thread setting (threads.h): set and read back through OpenBLAS, parsing of
- * --threads / FISHERFLOW_THREADS values, the start line, and a GEMM that gives the same numbers at
- * 1 and 2 threads. */
+ * --threads / FISHERFLOW_THREADS values, the start line, a GEMM that gives the same numbers at
+ * 1 and 2 threads, and ff_threads_run: every job once, side by side, OpenBLAS at 1 thread inside. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "fisherflow/fisherflow.h"
 #include "ff_test.h"
 
@@ -64,6 +67,50 @@ FF_TEST(matmul_same_at_1_and_2_threads) {
     FF_EXPECT(worst < 1e-3, "worst |C - brute force| = %g", worst);
     ff_threads_set(1);
     ff_tape_free(tp); ff_tensor_free(a); ff_tensor_free(b);
+}
+
+typedef struct run_probe {
+    atomic_int ran[8];          /* how often job w ran                               */
+    int        blas[8];         /* OpenBLAS's thread count inside job w              */
+    pthread_t  who[8];
+    atomic_int waiting;         /* jobs that have arrived at the rendezvous          */
+    int        met[8];          /* job w saw all n jobs arrive (within 10 s)         */
+    int        n;
+} run_probe;
+
+static void probe_job(void *arg, int w) {
+    run_probe *p = arg;
+    atomic_fetch_add(&p->ran[w], 1);
+    p->blas[w] = ff_threads_get();
+    p->who[w] = pthread_self();
+    /* every job waits for all to arrive: jobs run one after another would each give up after 10 s */
+    atomic_fetch_add(&p->waiting, 1);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        p->met[w] = atomic_load(&p->waiting) >= p->n;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (!p->met[w] && t.tv_sec - t0.tv_sec < 10);
+}
+
+FF_TEST(run_jobs_side_by_side) {
+    for (int n = 1; n <= 4; n++) {
+        run_probe p;
+        memset(&p, 0, sizeof p);
+        p.n = n;
+        ff_threads_set(3);
+        ff_threads_run(n, probe_job, &p);
+        FF_EXPECT(ff_threads_get() == 3, "n = %d: OpenBLAS at %d threads after, expected 3 again", n, ff_threads_get());
+        for (int w = 0; w < n; w++) {
+            FF_EXPECT(atomic_load(&p.ran[w]) == 1, "n = %d: job %d ran %d times", n, w, atomic_load(&p.ran[w]));
+            FF_EXPECT(p.blas[w] == (n == 1 ? 3 : 1), "n = %d: job %d saw %d OpenBLAS threads", n, w, p.blas[w]);
+            FF_EXPECT(p.met[w], "n = %d: job %d never saw the others running", n, w);
+            for (int v = 0; v < w; v++)
+                FF_EXPECT(!pthread_equal(p.who[v], p.who[w]), "n = %d: jobs %d and %d on one thread", n, v, w);
+        }
+        FF_EXPECT(pthread_equal(p.who[0], pthread_self()), "n = %d: job 0 not on the caller", n);
+    }
+    ff_threads_set(1);
 }
 
 FF_MAIN()
