@@ -1,6 +1,7 @@
 /* bench_step.c — the paper's toy setting (docs/PAPER_PROTOCOLS.md §2): k = 4 positions, K = d+1 symbols in {20, 160},
  * bmlp hidden 512 depth 4 emb 64, batch 512; median ms per ff_flow_step with exact_ot and with
- * independent coupling, and ms for one 100-step Euler sampling of 2048 samples. Beside each figure,
+ * independent coupling, and ms for one 100-step Euler sampling of 2048 samples (rows split over the
+ * OpenBLAS thread count, one worker each: ff_flow_sample). Beside each figure,
  * the time spent inside cblas_sgemm (a timing wrapper in this executable, which the library's and
  * the plugin's calls resolve to): what is left is the framework's own work. Prints figures only.
  *   bench_step [--steps N (timed steps, default 20)] [--no-sample] [--K a,b,...] [--coupler a,b]
@@ -74,11 +75,12 @@ static int run(int64_t K, const char *coupler, int steps, int do_sample, double 
         so.steps = 100;
         so.batch = 2048;
         ff_sample_stats ss;
+        int threads = ff_threads_get();   /* the sampler's workers: bmlp's forward is reentrant */
         gemm_ms = 0;
         if (ff_flow_sample(f, out, NULL, NULL, &so, &ss) != FF_OK) { fprintf(stderr, "sample: %s\n", ff_last_error()); bad = 1; }
         else printf("K=%-4lld %-12s sample 2048 x 100 Euler steps: %9.1f ms (%lld field evaluations, %.2f ms each; "
-                    "in sgemm %.2f ms each)\n", (long long)K, coupler, ss.ms, (long long)ss.nfe,
-                    ss.ms / (double)ss.nfe, gemm_ms / (double)ss.nfe);
+                    "in sgemm %.2f ms each per thread, %d threads side by side)\n", (long long)K, coupler, ss.ms,
+                    (long long)ss.nfe, ss.ms / (double)ss.nfe, gemm_ms / (double)ss.nfe / threads, threads);
         ff_tensor_free(out);
     }
     free(ms);

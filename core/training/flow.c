@@ -10,6 +10,7 @@
 #include "fisherflow/likelihood.h"
 #include "fisherflow/ode.h"
 #include "fisherflow/sphere.h"
+#include "fisherflow/threads.h"
 #include "flow_internal.h"
 
 struct ff_flow {
@@ -21,6 +22,8 @@ struct ff_flow {
     ff_optim_t        *optim;
     ff_ema_t          *ema;
     ff_tape_t         *tape;
+    ff_tape_t        **part_tapes;   /* tapes of the sampler's parts 1.. (ff_threads_run), made on first use */
+    int                n_part_tapes;
     ff_plugin_inst    *source, *coupler, *network, *decoder;
     const ff_network_vtable *net;
     ff_rng_t           rng_init, rng_train, rng_sample, rng_eval;
@@ -193,6 +196,8 @@ void ff_flow_free(ff_flow_t *f) {
     if (!f) return;
     free_scratch(f);
     ff_tape_free(f->tape);
+    for (int i = 0; i < f->n_part_tapes; i++) ff_tape_free(f->part_tapes[i]);
+    free(f->part_tapes);
     ff_ema_free(f->ema);
     ff_optim_free(f->optim);
     ff_plugin_free(f->decoder);
@@ -476,17 +481,19 @@ const ff_tensor_t *ff_flow_last_t(const ff_flow_t *f) { return f && f->n > 0 ? f
 
 typedef struct field_ctx {
     ff_flow_t   *f;
-    ff_tensor_t *cond;       /* rows of this chunk, or NULL */
+    ff_tape_t   *tp;         /* this part's tape */
+    ff_tensor_t *cond;       /* rows of this part, or NULL */
 } field_ctx;
 
-/* The sampler's field: network in no-grad mode, projected to the tangent space at y. */
+/* The sampler's field: network in no-grad, no-dropout mode, projected to the tangent space at y. */
 static ff_status sample_field(void *ctx, const ff_tensor_t *y, double t, ff_tensor_t *v) {
     field_ctx *c = ctx;
     ff_flow_t *f = c->f;
-    ff_tape_t *tp = f->tape;
+    ff_tape_t *tp = c->tp;
     int64_t n = y->shape[0];
     ff_tape_reset(tp);
     ff_tape_set_grad(tp, 0);
+    ff_tape_set_training(tp, 0);
     ff_tensor_t *tt = ff_tape_alloc(tp, 1, (int64_t[]){ n });
     if (tt) for (int64_t i = 0; i < n; i++) tt->data[i] = (float)t;
     ff_tensor_t *yy = (ff_tensor_t *)y;
@@ -496,6 +503,87 @@ static ff_status sample_field(void *ctx, const ff_tensor_t *y, double t, ff_tens
     if (!out || !ff_tensor_same_shape(out, v))
         return ff_errorf(FF_EPLUGIN, "network \"%s\": output shape does not match the state", f->cfg.network.name);
     return ff_tensor_copy(v, out);
+}
+
+/* How many parts a chunk of b rows splits into: OpenBLAS's thread count when the network's forward
+ * is reentrant (it may run on several tapes at once), else 1. Rows are independent in the network,
+ * so each part is a row range on its own thread and tape (ff_threads_run): the elementwise work
+ * between the GEMMs runs on every core too, where OpenBLAS's own threads leave it to one. */
+static int sample_parts(const ff_flow_t *f, int64_t b) {
+    int w = ff_threads_get();
+    if (w <= 1 || b < 2 || !ff_plugin_forward_reentrant(f->network->desc)) return 1;
+    return (int64_t)w > b ? (int)b : w;
+}
+
+/* Tapes for parts 1..n-1 (part 0 runs on the flow's own tape). */
+static ff_status ensure_part_tapes(ff_flow_t *f, int n, const char *fn) {
+    if (n - 1 <= f->n_part_tapes) return FF_OK;
+    ff_tape_t **p = realloc(f->part_tapes, (size_t)(n - 1) * sizeof *p);
+    if (!p) return ff_errorf(FF_ENOMEM, "%s: tapes for %d sampler parts", fn, n);
+    f->part_tapes = p;
+    for (; f->n_part_tapes < n - 1; f->n_part_tapes++)
+        FF_TRY(ff_tape_new(&f->part_tapes[f->n_part_tapes], (size_t)1 << 20));
+    return FF_OK;
+}
+
+/* Row r0 of part w when n rows split into n_parts (sizes differ by at most one row). */
+static int64_t part_row(int64_t n, int w, int n_parts) { return n * w / n_parts; }
+
+/* A chunk's rows split into parts (sample_parts), each integrated from t = 0 to 1 on its own thread. */
+typedef struct sample_part {
+    field_ctx    ctx;
+    ff_tensor_t  y, cond;        /* rows views of the chunk's state and condition */
+    ff_ode_stats os;
+    ff_status    s;
+    char        *err;            /* the part's message (messages are per thread), or NULL */
+} sample_part;
+
+typedef struct sample_job {
+    ff_flow_t         *f;
+    const ff_ode_opts *oo;
+    sample_part       *part;
+} sample_job;
+
+static void sample_part_run(void *arg, int w) {
+    sample_job *j = arg;
+    sample_part *p = &j->part[w];
+    p->s = ff_ode_integrate(j->f->geom, sample_field, &p->ctx, &p->y, 0.0, 1.0, j->oo, &p->os);
+    p->err = p->s != FF_OK ? strdup(ff_last_error()) : NULL;
+}
+
+/* Integrates the b rows of y (cond: their rows or NULL), rows i0.. of the caller's batch, in parts.
+ * nfe: the chunk's field evaluations (the largest part's count: parts run side by side). A failure
+ * names the failing part's rows. */
+static ff_status integrate_chunk(ff_flow_t *f, const char *fn, int64_t i0, ff_tensor_t *y, ff_tensor_t *cond,
+                                 const ff_ode_opts *oo, int64_t *nfe) {
+    int64_t b = y->shape[0];
+    int n_parts = sample_parts(f, b);
+    if (n_parts > 1) FF_TRY(ensure_part_tapes(f, n_parts, fn));
+    sample_part *part = calloc((size_t)n_parts, sizeof *part);
+    if (!part) return ff_errorf(FF_ENOMEM, "%s: %d sampler parts", fn, n_parts);
+    for (int w = 0; w < n_parts; w++) {
+        sample_part *p = &part[w];
+        int64_t r0 = part_row(b, w, n_parts), r1 = part_row(b, w + 1, n_parts);
+        p->y = rows_view(y, r0, r1 - r0);
+        p->ctx = (field_ctx){ f, w == 0 ? f->tape : f->part_tapes[w - 1], NULL };
+        if (cond) { p->cond = rows_view(cond, r0, r1 - r0); p->ctx.cond = &p->cond; }
+    }
+    sample_job job = { f, oo, part };
+    ff_threads_run(n_parts, sample_part_run, &job);
+    ff_status s = FF_OK;
+    *nfe = 0;
+    for (int w = 0; w < n_parts; w++) {
+        sample_part *p = &part[w];
+        if (p->os.nfe > *nfe) *nfe = p->os.nfe;
+        if (s == FF_OK && p->s != FF_OK) {
+            int64_t r0 = i0 + part_row(b, w, n_parts), r1 = i0 + part_row(b, w + 1, n_parts);
+            ff_errorf(p->s, "%s", p->err ? p->err : "(no message)");
+            s = ff_error_wrap(p->s, "%s: rows %lld..%lld", fn, (long long)r0, (long long)(r1 - 1));
+        }
+        free(p->err);
+    }
+    free(part);
+    return s;
 }
 
 ff_status ff_flow_sample(ff_flow_t *f, ff_tensor_t *out, const ff_tensor_t *x0, const ff_tensor_t *cond,
@@ -532,8 +620,7 @@ ff_status ff_flow_sample(ff_flow_t *f, ff_tensor_t *out, const ff_tensor_t *x0, 
     for (int64_t i0 = 0; i0 < n && s == FF_OK; i0 += B) {
         int64_t b = n - i0 < B ? n - i0 : B;
         ff_tensor_t yv = rows_view(y, 0, b), ov = rows_view(out, i0, b), cv;
-        field_ctx ctx = { f, NULL };
-        if (cond) { cv = rows_view(cond, i0, b); ctx.cond = &cv; }
+        if (cond) cv = rows_view(cond, i0, b);
         if (x0) {
             ff_tensor_t xv = rows_view(x0, i0, b);
             s = ff_tensor_copy(&yv, &xv);
@@ -543,15 +630,15 @@ ff_status ff_flow_sample(ff_flow_t *f, ff_tensor_t *out, const ff_tensor_t *x0, 
         if (s == FF_OK && !f->is_sphere) {
             if ((s = ff_sphere_to_simplex(&yv, &yv)) == FF_OK) s = f->geom->from_simplex(&yv, &yv);
         }
-        ff_ode_stats os = { 0, 0, 0 };
-        if (s == FF_OK && (s = ff_ode_integrate(f->geom, sample_field, &ctx, &yv, 0.0, 1.0, &oo, &os)) != FF_OK)
-            s = ff_error_wrap(s, "%s: rows %lld..%lld", fn, (long long)i0, (long long)(i0 + b - 1));
-        st.nfe += os.nfe;
+        int64_t nfe = 0;
+        if (s == FF_OK) s = integrate_chunk(f, fn, i0, &yv, cond ? &cv : NULL, &oo, &nfe);
+        st.nfe += nfe;
         if (s == FF_OK) s = f->geom->to_simplex(&ov, &yv);
     }
     if (f->ema) ff_ema_swap(f->ema);
     ff_tape_reset(f->tape);
     ff_tape_set_grad(f->tape, 1);
+    ff_tape_set_training(f->tape, 1);
     ff_tensor_free(y);
     st.ms = now_ms() - t0;
     if (stats) *stats = st;

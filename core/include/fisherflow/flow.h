@@ -163,7 +163,12 @@ ff_sample_opts ff_flow_default_sample_opts(void);
 typedef struct ff_sample_stats { int64_t nfe; double ms; } ff_sample_stats;
 
 /* Integrates from source draws at t = 0 to t = 1. out [n, k, d+1] receives points on the simplex
- * (p = x*x for the sphere). x0: NULL (draw) or sphere-coordinate starts. cond: NULL or [n, ...]. */
+ * (p = x*x for the sphere). x0: NULL (draw) or sphere-coordinate starts. cond: NULL or [n, ...].
+ * The network runs without gradients and without dropout. With T = ff_threads_get() > 1 and a
+ * network whose forward is reentrant (plugin.h), each chunk's rows split into T parts integrated
+ * side by side, one thread each (threads.h): rows are independent, so fixed-step steppers give the
+ * single-thread result up to BLAS rounding; an adaptive stepper's error control then covers each
+ * part's rows, as it covers each chunk's. stats->nfe counts a chunk's evaluations once. */
 ff_status ff_flow_sample(ff_flow_t *f, ff_tensor_t *out, const ff_tensor_t *x0,
                          const ff_tensor_t *cond, const ff_sample_opts *o, ff_sample_stats *stats);
 
