@@ -1,11 +1,12 @@
 /* ff_test.h — the C test harness. FF_TEST(name) defines a test; FF_EXPECT / FF_EXPECT_NEAR report
  * file:line and keep going; FF_MAIN() runs the tests named on the command line (all if none) and
- * ends with "N passed, M failed" (exit status 1 if any failed). */
+ * ends with "N passed, M failed" (exit status 1 if any failed). Also input helpers the tests share. */
 #ifndef FF_TEST_H
 #define FF_TEST_H
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <fisherflow/fisherflow.h>
 
 typedef void (*ff_test_fn)(void);
 typedef struct { const char *name; ff_test_fn fn; } ff_test_case;
@@ -33,6 +34,16 @@ static int ff_ntests_, ff_failed_now_;
  * result NaN, so a later `worst <= tol` fails. fmax (and a ternary on >) drops a NaN operand and lets
  * a NaN result pass. */
 static inline double ff_nanmax(double a, double b) { return (a != a || b != b) ? NAN : (a > b ? a : b); }
+
+/* Random points on S^d_+: every row (last axis) |z| / ||z|| for z ~ N(0, I), drawn in order. */
+static inline void ff_test_fill_sphere(ff_tensor_t *x, ff_rng_t *r) {
+    int64_t m = x->shape[x->ndim - 1], rows = ff_tensor_numel(x) / m;
+    for (int64_t i = 0; i < rows; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < m; j++) { double z = fabs(ff_rng_normal(r)); x->data[i * m + j] = (float)z; s += z * z; }
+        for (int64_t j = 0; j < m; j++) x->data[i * m + j] = (float)(x->data[i * m + j] / sqrt(s));
+    }
+}
 
 /* Expect status s == code and the last error message to contain substring sub. */
 #define FF_EXPECT_ERROR(s, code, sub) do { ff_status s__ = (s);                    \

@@ -49,14 +49,6 @@ static int pick_mod(int64_t i, int64_t j) { return (int)((i * 7 + j * 3 + (i * i
 static int pick_v2(int64_t i, int64_t j) { (void)i; (void)j; return 2; }
 static int pick_01(int64_t i, int64_t j) { (void)j; return (int)(i % 2); }
 
-static void fill_sphere(ff_tensor_t *x, ff_rng_t *r) {
-    int64_t m = x->shape[x->ndim - 1], rows = ff_tensor_numel(x) / m;
-    for (int64_t i = 0; i < rows; i++) {
-        double s = 0;
-        for (int64_t j = 0; j < m; j++) { double z = fabs(ff_rng_normal(r)); x->data[i * m + j] = (float)z; s += z * z; }
-        for (int64_t j = 0; j < m; j++) x->data[i * m + j] = (float)(x->data[i * m + j] / sqrt(s));
-    }
-}
 
 /* Rows [i0, i0+b) of a dataset as a batch tensor (copy). */
 static void take_rows(ff_tensor_t *dst, const ff_tensor_t *src, int64_t i0) {
@@ -149,7 +141,7 @@ static void one_step_case(double smoothing) {
     ff_tensor_clone(&p1, x1);
     ff_rng_t r;
     ff_rng_seed(&r, 3);
-    fill_sphere(x0, &r);
+    ff_test_fill_sphere(x0, &r);
     for (int64_t i = 0; i < ff_tensor_numel(p1); i += d + 1)          /* smoothing by hand */
         for (int64_t c2 = 0; c2 <= d; c2++)
             p1->data[i + c2] = p1->data[i + c2] == 1.0f ? (float)(1 - smoothing) : (float)(smoothing / d);
@@ -395,7 +387,7 @@ FF_TEST(coupling_time_is_part_of_the_step) {
     ff_rng_seed(&r, 8);
     ff_tensor_t *x = NULL;
     ff_tensor_new3(&x, 512, 1, 3);
-    fill_sphere(x, &r);                                  /* continuous points, squared onto the simplex */
+    ff_test_fill_sphere(x, &r);                                  /* continuous points, squared onto the simplex */
     for (int64_t e = 0; e < 512 * 3; e++) x->data[e] *= x->data[e];
     ff_step_stats g1, g2, u, st;
     FF_EXPECT(ff_flow_grad(f, x, NULL, NULL, &g1) == FF_OK, "%s", ff_last_error());
@@ -423,7 +415,7 @@ FF_TEST(micro_batches_equal_one_batch) {
     ff_tensor_new3(&x0, 2 * b, k, d + 1);
     ff_rng_t r;
     ff_rng_seed(&r, 8);
-    fill_sphere(x0, &r);
+    ff_test_fill_sphere(x0, &r);
     ff_tensor_new3(&xa, b, k, d + 1); ff_tensor_new3(&xb, b, k, d + 1);
     ff_tensor_new3(&x0a, b, k, d + 1); ff_tensor_new3(&x0b, b, k, d + 1);
     take_rows(xa, x, 0); take_rows(xb, x, b);
@@ -525,7 +517,7 @@ FF_TEST(grad_update_contract) {
     ff_tensor_new3(&x0, 16, 1, 3);
     ff_rng_t r;
     ff_rng_seed(&r, 4);
-    fill_sphere(x0, &r);
+    ff_test_fill_sphere(x0, &r);
     if (g) {
         /* same parameters, same x0; the times differ unless the streams agree, so copy t's stream */
         *ff_flow_rng(g) = *ff_flow_rng(f);
@@ -634,7 +626,7 @@ FF_TEST(sample_on_simplex_every_stepper) {
         ff_tensor_new3(&x0, 37, 2, 4);
         ff_rng_t r;
         ff_rng_seed(&r, 12);
-        fill_sphere(x0, &r);
+        ff_test_fill_sphere(x0, &r);
         for (const char *const *st = ff_ode_steppers(); *st; st++) {
             ff_sample_opts so = ff_flow_default_sample_opts();
             so.stepper = *st;
@@ -737,7 +729,7 @@ FF_TEST(ema_used_for_sampling) {
     ff_tensor_new3(&b, 20, 1, 3);
     ff_rng_t r;
     ff_rng_seed(&r, 1);
-    fill_sphere(x0, &r);
+    ff_test_fill_sphere(x0, &r);
     FF_EXPECT(ff_flow_sample(fe, a, x0, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
     FF_EXPECT(ff_flow_sample(fp, b, x0, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
     FF_EXPECT(memcmp(live, ff_params_data(P), (size_t)np * sizeof *live) == 0, "live weights not restored");

@@ -50,14 +50,6 @@ static double probe_loss(net *m, ff_tensor_t *x, ff_tensor_t *t, ff_tensor_t *co
     return s;
 }
 
-static void fill_sphere(ff_tensor_t *x, ff_rng_t *r) {
-    int64_t m = x->shape[x->ndim - 1], rows = ff_tensor_numel(x) / m;
-    for (int64_t i = 0; i < rows; i++) {
-        double s = 0;
-        for (int64_t j = 0; j < m; j++) { double z = fabs(ff_rng_normal(r)); x->data[i * m + j] = (float)z; s += z * z; }
-        for (int64_t j = 0; j < m; j++) x->data[i * m + j] = (float)(x->data[i * m + j] / sqrt(s));
-    }
-}
 
 /* Central difference of sum(out * R) in the entry *v. ReLU kinks (and LayerNorm's curvature at tiny
  * widths) can spoil one step size, so two are tried and the one closer to `an` is returned: a wrong
@@ -87,7 +79,7 @@ static void check_grads(net *m, int64_t n, ff_tensor_t *cond, const char *const 
     FF_EXPECT(ff_tensor_new3(&x, n, sp->k, sp->d + 1) == FF_OK);
     FF_EXPECT(ff_tensor_new1(&t, n) == FF_OK);
     FF_EXPECT(ff_tensor_new3(&R, n, sp->k, sp->d + 1) == FF_OK);
-    fill_sphere(x, &r);
+    ff_test_fill_sphere(x, &r);
     for (int64_t i = 0; i < n; i++) t->data[i] = (float)ff_rng_uniform(&r);
     ff_rng_fill_normal(&r, R, 0, 1);
 
@@ -176,7 +168,7 @@ FF_TEST(bmlp_shapes_and_grads) {
     ff_tensor_new1(&t, 3);
     ff_rng_t r;
     ff_rng_seed(&r, 5);
-    fill_sphere(x, &r);
+    ff_test_fill_sphere(x, &r);
     ff_tape_reset(m.tape);
     ff_tensor_t *y = net_forward(&m, x, t, NULL);
     FF_EXPECT(y && y->ndim == 3 && y->shape[0] == 3 && y->shape[1] == 2 && y->shape[2] == 3, "%s", ff_last_error());
@@ -211,7 +203,7 @@ FF_TEST(bmlp_class_condition) {
     ff_tensor_new1(&c, 2);
     ff_rng_t r;
     ff_rng_seed(&r, 6);
-    fill_sphere(x, &r);
+    ff_test_fill_sphere(x, &r);
     memcpy(x->data + 3, x->data, 3 * sizeof(float));   /* same input, different class */
     c->data[0] = 0; c->data[1] = 2;
     ff_tape_reset(m.tape);
@@ -253,7 +245,7 @@ static void forward_has_shape(net *m, int64_t k) {
     ff_tensor_new1(&t, 2);
     ff_rng_t r;
     ff_rng_seed(&r, 9);
-    fill_sphere(x, &r);
+    ff_test_fill_sphere(x, &r);
     t->data[1] = 0.5f;
     ff_tape_reset(m->tape);
     ff_tensor_t *y = net_forward(m, x, t, NULL);
@@ -463,7 +455,7 @@ FF_TEST(transformer_shared_t_matches_full_path) {
     ff_tensor_new1(&t, 3);
     ff_rng_t r;
     ff_rng_seed(&r, 10);
-    fill_sphere(x, &r);
+    ff_test_fill_sphere(x, &r);
     float same[3] = { 0.3f, 0.3f, 0.3f }, mixed[3] = { 0.3f, 0.8f, 0.3f }, *a = malloc(72 * sizeof *a);
     ff_tape_set_grad(m.tape, 0);
     memcpy(t->data, same, sizeof same);

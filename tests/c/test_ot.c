@@ -36,15 +36,6 @@ void *realloc(void *p, size_t n) { if (counting) n_allocs++; return __libc_reall
 
 /* --- inputs and the reference cost ----------------------------------------------------------- */
 
-static void fill_sphere(ff_rng_t *r, ff_tensor_t *x) {           /* contiguous [n, k, D] */
-    int64_t rows = x->shape[0] * x->shape[1], D = x->shape[2];
-    for (int64_t q = 0; q < rows; q++) {
-        double s = 0;
-        float *p = x->data + q * D;
-        for (int64_t c = 0; c < D; c++) { p[c] = (float)fabs(ff_rng_normal(r)); s += (double)p[c] * p[c]; }
-        for (int64_t c = 0; c < D; c++) p[c] = (float)(p[c] / sqrt(s));
-    }
-}
 
 static void fill_one_hot(ff_rng_t *r, ff_tensor_t *x) {
     int64_t rows = x->shape[0] * x->shape[1], D = x->shape[2];
@@ -172,8 +163,8 @@ FF_TEST(exact_ot_vs_brute_force) {
             ff_tensor_t *x0 = NULL, *x1 = NULL;
             ff_tensor_new3(&x0, n, k, D);
             ff_tensor_new3(&x1, n, k, D);
-            fill_sphere(&rng, x0);
-            if (rep % 2) fill_one_hot(&rng, x1); else fill_sphere(&rng, x1);
+            ff_test_fill_sphere(x0, &rng);
+            if (rep % 2) fill_one_hot(&rng, x1); else ff_test_fill_sphere(x1, &rng);
             if (rep == 5 && n > 2)                          /* duplicated rows: tied optima */
                 memcpy(x1->data, x1->data + k * D, (size_t)(k * D) * sizeof(float));
             double *C = ref_cost(x0, x1);
@@ -200,8 +191,8 @@ static void large_case(ff_plugin_inst *ot, ff_rng_t *rng, int n, int k, int D, i
     ff_tensor_t *x0 = NULL, *x1 = NULL;
     ff_tensor_new3(&x0, n, k, D);
     ff_tensor_new3(&x1, n, k, D);
-    fill_sphere(rng, x0);
-    if (one_hot) fill_one_hot(rng, x1); else fill_sphere(rng, x1);
+    ff_test_fill_sphere(x0, rng);
+    if (one_hot) fill_one_hot(rng, x1); else ff_test_fill_sphere(x1, rng);
     double *C = ref_cost(x0, x1);
     int *ref = malloc((size_t)n * sizeof *ref);
     int32_t *perm = malloc((size_t)n * sizeof *perm);
@@ -276,8 +267,8 @@ FF_TEST(exact_ot_strided_and_bad_input) {
     ff_tensor_t *x0 = NULL, *x1 = NULL, *b0 = NULL, *b1 = NULL, *v0 = NULL, *v1 = NULL;
     ff_tensor_new3(&x0, n, k, D);
     ff_tensor_new3(&x1, n, k, D);
-    fill_sphere(&rng, x0);
-    fill_sphere(&rng, x1);
+    ff_test_fill_sphere(x0, &rng);
+    ff_test_fill_sphere(x1, &rng);
     /* the same data as [n, D, k] bases viewed through a transpose: last stride k, not 1 */
     ff_tensor_new3(&b0, n, D, k);
     ff_tensor_new3(&b1, n, D, k);
@@ -313,19 +304,19 @@ FF_TEST(no_allocation_after_the_first_call) {
     ff_tensor_new3(&x1, 96, 3, 10);
     ff_tensor_new3(&big0, 128, 3, 10);
     ff_tensor_new3(&big1, 128, 3, 10);
-    fill_sphere(&rng, big0);
-    fill_sphere(&rng, big1);
+    ff_test_fill_sphere(big0, &rng);
+    ff_test_fill_sphere(big1, &rng);
     int32_t perm[128];
     for (int q = 0; q < 2; q++) {
         ff_plugin_inst *c = coupler(names[q], NULL);
         if (!c) { FF_EXPECT(0, "load"); continue; }
-        fill_sphere(&rng, x0);
-        fill_sphere(&rng, x1);
+        ff_test_fill_sphere(x0, &rng);
+        ff_test_fill_sphere(x1, &rng);
         FF_EXPECT(pair(c, x0, x1, &rng, perm) == FF_OK, "%s", ff_last_error());   /* first call: allocates */
         n_allocs = 0;
         counting = 1;
         for (int r = 0; r < 3; r++) {
-            fill_sphere(&rng, x0);
+            ff_test_fill_sphere(x0, &rng);
             pair(c, x0, x1, &rng, perm);
         }
         counting = 0;
@@ -399,7 +390,7 @@ FF_TEST(ot_cost_onehot_path_matches_dense) {
         ff_tensor_t *x0 = NULL, *x1 = NULL;
         ff_tensor_new3(&x0, n, k, D);
         ff_tensor_new3(&x1, n, k, D);
-        fill_sphere(&rng, x0);
+        ff_test_fill_sphere(x0, &rng);
         fill_one_hot(&rng, x1);
         ot_cost c = { 0 }, d = { 0 };
         FF_EXPECT(ot_cost_build(&c, "test", x0, x1) == FF_OK, "%s", ff_last_error());
@@ -433,7 +424,7 @@ FF_TEST(ot_cost_onehot_no_allocation_after_the_first_call) {
     ff_tensor_t *x0 = NULL, *x1 = NULL;
     ff_tensor_new3(&x0, 50, 2, 9);
     ff_tensor_new3(&x1, 50, 2, 9);
-    fill_sphere(&rng, x0);
+    ff_test_fill_sphere(x0, &rng);
     fill_one_hot(&rng, x1);
     ot_cost c = { 0 };
     FF_EXPECT(ot_cost_build(&c, "test", x0, x1) == FF_OK && c.onehot, "%s", ff_last_error());
@@ -468,8 +459,8 @@ FF_TEST(sinkhorn_marginals_and_eps_limit) {
     ff_tensor_new3(&x0, n, k, D);
     ff_tensor_new3(&x1, n, k, D);
     ff_tensor_new2(&P, n, n);
-    fill_sphere(&rng, x0);
-    fill_sphere(&rng, x1);
+    ff_test_fill_sphere(x0, &rng);
+    ff_test_fill_sphere(x1, &rng);
     double *C = ref_cost(x0, x1);
     int assign[24];
     double opt = hungarian(C, n, assign) / n;         /* per-pair optimum = <plan, C> of the OT plan */
@@ -516,8 +507,8 @@ FF_TEST(sinkhorn_pairs_follow_the_plan) {
     ff_tensor_new3(&x0, n, k, D);
     ff_tensor_new3(&x1, n, k, D);
     ff_tensor_new2(&P, n, n);
-    fill_sphere(&rng, x0);
-    fill_sphere(&rng, x1);
+    ff_test_fill_sphere(x0, &rng);
+    ff_test_fill_sphere(x1, &rng);
     ff_plugin_inst *sk = sinkhorn(0.2, 10000, 1e-9);
     if (!sk) { FF_EXPECT(0, "load"); return; }
     FF_EXPECT(plan(sk, x0, x1, P) == FF_OK, "%s", ff_last_error());

@@ -11,15 +11,6 @@
 #include <fisherflow/fisherflow.h>
 #include "ff_test.h"
 
-static void fill_sphere(ff_tensor_t *x, ff_rng_t *r) {
-    int64_t m = x->shape[2];
-    ff_rng_fill_normal(r, x, 0, 1);
-    for (int64_t i = 0; i < ff_tensor_numel(x); i += m) {
-        double s = 0;
-        for (int64_t j = 0; j < m; j++) s += (double)x->data[i + j] * x->data[i + j];
-        for (int64_t j = 0; j < m; j++) x->data[i + j] = (float)(fabs(x->data[i + j]) / sqrt(s));
-    }
-}
 
 static double max_abs_diff(const ff_tensor_t *a, const ff_tensor_t *b) {
     double d = 0;
@@ -52,7 +43,7 @@ FF_TEST(rows_split_over_threads_equal_one_thread) {
     ff_tensor_new3(&out, 37, 2, 4);
     ff_rng_t r;
     ff_rng_seed(&r, 9);
-    fill_sphere(x0, &r);
+    ff_test_fill_sphere(x0, &r);
     for (const char *const *st = ff_ode_steppers(); *st; st++) {
         ff_sample_opts so = ff_flow_default_sample_opts();
         so.stepper = *st;
@@ -107,7 +98,7 @@ FF_TEST(cnn1d_and_transformer_split_equal_one_thread) {
         ff_tensor_new3(&out, 9, 8, 4);
         ff_rng_t r;
         ff_rng_seed(&r, 10 + i);
-        fill_sphere(x0, &r);
+        ff_test_fill_sphere(x0, &r);
         ff_sample_opts so = ff_flow_default_sample_opts();
         so.steps = 10;
         ff_threads_set(1);
@@ -186,7 +177,7 @@ FF_TEST(worker_failure_names_its_rows) {
     ff_tensor_new3(&out, 10, 1, 4);
     ff_rng_t r;
     ff_rng_seed(&r, 2);
-    fill_sphere(x0, &r);
+    ff_test_fill_sphere(x0, &r);
     for (int j = 0; j < 4; j++) x0->data[7 * 4 + j] = 0.0f;
     x0->data[7 * 4] = 1.0f;                    /* row 7: a vertex, where the probe's field is NaN */
     ff_threads_set(2);
@@ -263,7 +254,7 @@ FF_TEST(sampling_runs_without_dropout) {
     ff_tensor_new3(&b, 6, 3, 4);
     ff_rng_t r;
     ff_rng_seed(&r, 3);
-    fill_sphere(x0, &r);
+    ff_test_fill_sphere(x0, &r);
     ff_sample_opts so = ff_flow_default_sample_opts();
     so.steps = 10;
     for (int th = 1; th <= 2; th++) {
