@@ -169,7 +169,7 @@ static void reset_probe(void) {
     atomic_store(&rows_max, 0);
 }
 
-FF_TEST(worker_failure_names_its_rows) {
+FF_TEST(part_failure_names_its_rows) {
     ff_flow_t *f = probe_flow("probe_reentrant", &probe_reentrant_vt, FF_PLUGIN_ABI_MINOR, sizeof probe_reentrant_vt);
     if (!f) return;
     ff_tensor_t *x0 = NULL, *out = NULL;
@@ -185,7 +185,7 @@ FF_TEST(worker_failure_names_its_rows) {
     FF_EXPECT_ERROR(ff_flow_sample(f, out, x0, NULL, NULL, NULL), FF_ENUMERIC,
                     "ff_flow_sample: rows 5..9: ff_ode_integrate (euler, t = 0): field value 8 is NaN");
     FF_EXPECT(ff_threads_get() == 2, "threads %d after a failed sample", ff_threads_get());
-    FF_EXPECT(atomic_load(&calls_off_main) > 0, "no call came from a worker thread");
+    FF_EXPECT(atomic_load(&calls_off_main) > 0, "no call came from a second thread");
     FF_EXPECT(atomic_load(&rows_max) == 5, "the largest call had %lld rows, expected 5", (long long)atomic_load(&rows_max));
     /* without the bad row every row reaches the simplex */
     x0->data[7 * 4] = 0.5f; x0->data[7 * 4 + 1] = 0.5f; x0->data[7 * 4 + 2] = 0.5f; x0->data[7 * 4 + 3] = 0.5f;
