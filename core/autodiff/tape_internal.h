@@ -15,7 +15,6 @@
 
 #include "base/vectorize.h"         /* -O3 and FF_CLONES for every ops_*.c (and tape.c) that includes this */
 
-
 /* One recorded op. Inputs are kept as tensors (for grad routing and shapes) and as contiguous data
  * (x[i]: the input's own data, or an arena copy when the input was strided). */
 typedef struct ff_node {

@@ -38,9 +38,10 @@ const char *ff_blas_version(void) {
 }
 
 typedef struct job_thread {
-    void (*job)(void *arg, int w);
-    void  *arg;
-    int    w;
+    void    (*job)(void *arg, int w);
+    void     *arg;
+    int       w, started;
+    pthread_t th;
 } job_thread;
 
 static void *job_main(void *p) {
@@ -51,27 +52,24 @@ static void *job_main(void *p) {
 
 void ff_threads_run(int n, void (*job)(void *arg, int w), void *arg) {
     if (n <= 1) { job(arg, 0); return; }
-    job_thread *jt = malloc((size_t)n * sizeof *jt);
-    pthread_t *th = malloc((size_t)n * sizeof *th);
-    char *started = calloc((size_t)n, 1);
-    if (!jt || !th || !started) {               /* no memory for the bookkeeping: one after another */
-        free(jt); free(th); free(started);
+    job_thread *jt = calloc((size_t)n, sizeof *jt);
+    if (!jt) {                                  /* no memory for the bookkeeping: one after another */
         for (int w = 0; w < n; w++) job(arg, w);
         return;
     }
     int threads = ff_threads_get();
     openblas_set_num_threads(1);
     for (int w = 1; w < n; w++) {
-        jt[w] = (job_thread){ job, arg, w };
-        started[w] = pthread_create(&th[w], NULL, job_main, &jt[w]) == 0;
+        jt[w] = (job_thread){ .job = job, .arg = arg, .w = w };
+        jt[w].started = pthread_create(&jt[w].th, NULL, job_main, &jt[w]) == 0;
     }
     job(arg, 0);
     for (int w = 1; w < n; w++)
-        if (!started[w]) job(arg, w);
+        if (!jt[w].started) job(arg, w);
     for (int w = 1; w < n; w++)
-        if (started[w]) pthread_join(th[w], NULL);
+        if (jt[w].started) pthread_join(jt[w].th, NULL);
     openblas_set_num_threads(threads);
-    free(jt); free(th); free(started);
+    free(jt);
 }
 
 ff_status ff_threads_parse(const char *text, const char *what, int *n) {

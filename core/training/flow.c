@@ -511,7 +511,7 @@ static ff_status sample_field(void *ctx, const ff_tensor_t *y, double t, ff_tens
  * between the GEMMs runs on every core too, where OpenBLAS's own threads leave it to one. */
 static int sample_parts(const ff_flow_t *f, int64_t b) {
     int w = ff_threads_get();
-    if (w <= 1 || b < 2 || !ff_plugin_forward_reentrant(f->network->desc)) return 1;
+    if (w <= 1 || !ff_plugin_forward_reentrant(f->network->desc)) return 1;
     return (int64_t)w > b ? (int)b : w;
 }
 

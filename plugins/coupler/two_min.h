@@ -47,9 +47,7 @@ static inline two_min row_two_min_ex(const double *row, const double *v, int64_t
     double j1[4] = { -1, -1, -1, -1 }, j2[4] = { -1, -1, -1, -1 };
     int64_t j = 0;
 #ifdef TWO_MIN_AVX2
-    static int avx2 = -1;
-    if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    if (vector && avx2) { j = n & ~(int64_t)3; two_min_lanes_avx2(row, v, j, m1, m2, j1, j2); }
+    if (vector && __builtin_cpu_supports("avx2")) { j = n & ~(int64_t)3; two_min_lanes_avx2(row, v, j, m1, m2, j1, j2); }
 #else
     (void)vector;
 #endif
