@@ -348,7 +348,6 @@ FF_TEST(two_min_equals_sequential_scan) {
     ff_rng_t r;
     ff_rng_seed(&r, 41);
     double row[41], v[41];
-    int checked = 0;
     for (int rep = 0; rep < 60; rep++)
         for (int n = 1; n <= 41; n++) {
             for (int j = 0; j < n; j++) {
@@ -369,10 +368,8 @@ FF_TEST(two_min_equals_sequential_scan) {
                 FF_EXPECT(t.u1 == u1 && t.j1 == j1 && t.u2 == u2 && t.j2 == j2,
                           "rep %d n %d vector %d: (%g @%d, %g @%d), sequential (%g @%d, %g @%d)", rep, n, vec,
                           t.u1, t.j1, t.u2, t.j2, u1, j1, u2, j2);
-                checked++;
             }
         }
-    FF_EXPECT(checked == 60 * 41 * 2, "checked %d", checked);
 }
 
 /* --- the cost builder (ot_cost.h) -------------------------------------------------------------- */
@@ -396,7 +393,7 @@ FF_TEST(ot_cost_onehot_path_matches_dense) {
         FF_EXPECT(ot_cost_build(&c, "test", x0, x1) == FF_OK, "%s", ff_last_error());
         FF_EXPECT(c.onehot == 1, "n=%d k=%d D=%d: one-hot x1 took the dense path", n, k, D);
         double *ref = ref_cost(x0, x1), worst = 0;
-        for (int e = 0; e < n * n; e++) worst = fmax(worst, fabs(c.C[e] - ref[e]));
+        for (int e = 0; e < n * n; e++) worst = ff_nanmax(worst, fabs(c.C[e] - ref[e]));
         FF_EXPECT(worst < 1e-5, "n=%d k=%d D=%d: one-hot cost vs reference: max |diff| %.3g", n, k, D, worst);
         float *slot = x1->data + (x1->data[0] == 0.0f ? 0 : 1);
         *slot = 1e-30f;                                   /* row 0 is no longer one-hot */

@@ -12,6 +12,16 @@
 #include "ff_test.h"
 
 
+/* n x k x D random points on S^d_+ from their own seed (ff_test_fill_sphere). */
+static ff_tensor_t *sphere_points(int64_t n, int64_t k, int64_t D, uint64_t seed) {
+    ff_tensor_t *x = NULL;
+    ff_rng_t r;
+    ff_tensor_new3(&x, n, k, D);
+    ff_rng_seed(&r, seed);
+    ff_test_fill_sphere(x, &r);
+    return x;
+}
+
 static double max_abs_diff(const ff_tensor_t *a, const ff_tensor_t *b) {
     double d = 0;
     for (int64_t i = 0; i < ff_tensor_numel(a); i++) d = ff_nanmax(d, fabs(a->data[i] - b->data[i]));
@@ -38,12 +48,9 @@ FF_TEST(rows_split_over_threads_equal_one_thread) {
         for (int64_t j = 0; j < 2; j++) x1->data[(i * 2 + j) * 4 + (i + j) % 4] = 1.0f;
     ff_threads_set(1);
     for (int s = 0; s < 15; s++) FF_EXPECT(ff_flow_step(f, x1, NULL, NULL, NULL) == FF_OK, "%s", ff_last_error());
-    ff_tensor_new3(&x0, 37, 2, 4);
+    x0 = sphere_points(37, 2, 4, 9);
     ff_tensor_new3(&ref, 37, 2, 4);
     ff_tensor_new3(&out, 37, 2, 4);
-    ff_rng_t r;
-    ff_rng_seed(&r, 9);
-    ff_test_fill_sphere(x0, &r);
     for (const char *const *st = ff_ode_steppers(); *st; st++) {
         ff_sample_opts so = ff_flow_default_sample_opts();
         so.stepper = *st;
@@ -92,13 +99,9 @@ FF_TEST(cnn1d_and_transformer_split_equal_one_thread) {
         FF_EXPECT(ff_flow_new(&f, &c) == FF_OK, "%s: %s", nets[i], ff_last_error());
         ff_options_free(no);
         if (!f) continue;
-        ff_tensor_t *x0 = NULL, *ref = NULL, *out = NULL;
-        ff_tensor_new3(&x0, 9, 8, 4);
+        ff_tensor_t *x0 = sphere_points(9, 8, 4, 10 + i), *ref = NULL, *out = NULL;
         ff_tensor_new3(&ref, 9, 8, 4);
         ff_tensor_new3(&out, 9, 8, 4);
-        ff_rng_t r;
-        ff_rng_seed(&r, 10 + i);
-        ff_test_fill_sphere(x0, &r);
         ff_sample_opts so = ff_flow_default_sample_opts();
         so.steps = 10;
         ff_threads_set(1);
@@ -172,12 +175,8 @@ static void reset_probe(void) {
 FF_TEST(part_failure_names_its_rows) {
     ff_flow_t *f = probe_flow("probe_reentrant", &probe_reentrant_vt, FF_PLUGIN_ABI_MINOR, sizeof probe_reentrant_vt);
     if (!f) return;
-    ff_tensor_t *x0 = NULL, *out = NULL;
-    ff_tensor_new3(&x0, 10, 1, 4);
+    ff_tensor_t *x0 = sphere_points(10, 1, 4, 2), *out = NULL;
     ff_tensor_new3(&out, 10, 1, 4);
-    ff_rng_t r;
-    ff_rng_seed(&r, 2);
-    ff_test_fill_sphere(x0, &r);
     for (int j = 0; j < 4; j++) x0->data[7 * 4 + j] = 0.0f;
     x0->data[7 * 4] = 1.0f;                    /* row 7: a vertex, where the probe's field is NaN */
     ff_threads_set(2);
@@ -248,13 +247,9 @@ FF_TEST(sampling_runs_without_dropout) {
         ff_options_free(no);
     }
     if (!fl[0] || !fl[1]) { ff_flow_free(fl[0]); ff_flow_free(fl[1]); return; }
-    ff_tensor_t *x0 = NULL, *a = NULL, *b = NULL;
-    ff_tensor_new3(&x0, 6, 3, 4);
+    ff_tensor_t *x0 = sphere_points(6, 3, 4, 3), *a = NULL, *b = NULL;
     ff_tensor_new3(&a, 6, 3, 4);
     ff_tensor_new3(&b, 6, 3, 4);
-    ff_rng_t r;
-    ff_rng_seed(&r, 3);
-    ff_test_fill_sphere(x0, &r);
     ff_sample_opts so = ff_flow_default_sample_opts();
     so.steps = 10;
     for (int th = 1; th <= 2; th++) {
